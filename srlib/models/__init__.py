@@ -1,0 +1,121 @@
+"""Model registry: ``build_model(name, scale, **overrides)`` and ``list_models()``.
+
+A model is one file in this package (or in ``zoo/``) plus one entry below. Every model takes
+float RGB in [0, 1] (N, 3, h, w) and returns float RGB in the same range (not clamped),
+(N, 3, h*scale, w*scale). Models whose official weights expect [0, 255] scale internally.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Where a model lives and how it is configured."""
+
+    module: str  # import path, e.g. "srlib.models.awsrn"
+    cls: str  # class name in that module
+    scales: tuple[int, ...]
+    config: dict = field(default_factory=dict)
+    description: str = ""
+
+
+# Paper models. Zoo models (official weights) are merged from ``zoo.ZOO_ENTRIES``.
+ENTRIES: dict[str, ModelEntry] = {}
+
+
+def _all_entries() -> dict[str, ModelEntry]:
+    from .zoo import ZOO_ENTRIES
+
+    return {**ENTRIES, **ZOO_ENTRIES}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`build_model`, sorted."""
+    return sorted(_all_entries())
+
+
+def get_entry(name: str) -> ModelEntry:
+    entries = _all_entries()
+    if name not in entries:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(entries))}")
+    return entries[name]
+
+
+def build_model(name: str, scale: int, **overrides) -> nn.Module:
+    """Build a registered model at ``scale`` with its registry config, updated by ``overrides``."""
+    entry = get_entry(name)
+    if scale not in entry.scales:
+        raise ValueError(
+            f"model {name!r} does not support scale x{scale}; supported: "
+            + ", ".join(f"x{s}" for s in entry.scales)
+        )
+    cls = getattr(importlib.import_module(entry.module), entry.cls)
+    return cls(scale=scale, **{**entry.config, **overrides})
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded into the model it was given to."""
+
+
+def _unwrap(obj) -> dict:
+    """Find the state dict inside common checkpoint containers."""
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict", "params", "params_ema", "net"):
+            if key in obj and isinstance(obj[key], dict):
+                return obj[key]
+    return obj
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
+    """Load a checkpoint into ``model`` with ``weights_only=True`` and strict key checking.
+
+    Handles ``module.`` prefixes (DataParallel) and wrapper dicts ({'model': ...}); a model
+    whose official files use other key names defines ``convert_state_dict(sd) -> sd``.
+    Raises :class:`CheckpointError` naming the file and the mismatching keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass an existing file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated files, non-torch files
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    sd = _unwrap(obj)
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(sd).__name__}, not a state dict")
+    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+    convert = getattr(model, "convert_state_dict", None)
+    if convert is not None:
+        sd = convert(sd)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    if shapes or (strict and (missing or unexpected)):
+        name = type(model).__name__
+        scale = getattr(model, "scale", "?")
+        parts = [f"checkpoint {path} does not match {name} at x{scale}"]
+        if shapes:
+            parts.append("shape mismatches (wrong scale or configuration?): " + "; ".join(shapes[:8]))
+        if missing:
+            parts.append(f"{len(missing)} missing keys, e.g. {missing[:5]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:5]}")
+        raise CheckpointError(". ".join(parts))
+    model.load_state_dict(sd, strict=strict)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of learnable parameters (weight-norm gains and adaptive scalars included)."""
+    return sum(p.numel() for p in model.parameters())
