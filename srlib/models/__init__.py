@@ -26,7 +26,33 @@ class ModelEntry:
 
 
 # Paper models. Zoo models (official weights) are merged from ``zoo.ZOO_ENTRIES``.
-ENTRIES: dict[str, ModelEntry] = {}
+ENTRIES: dict[str, ModelEntry] = {
+    "awsrn-s": ModelEntry(
+        "srlib.models.awsrn", "AWSRN", (2, 3, 4),
+        dict(n_feats=32, block_feats=128, n_lfb=1, n_awru=4),
+        "AWSRN-S (Wang et al. 2019): 1 LFB of 4 AWRUs, 32 features",
+    ),
+    "awsrn-sd": ModelEntry(
+        "srlib.models.awsrn", "AWSRN", (2, 3, 4),
+        dict(n_feats=16, block_feats=128, n_lfb=1, n_awru=8),
+        "AWSRN-SD (Wang et al. 2019): 1 LFB of 8 AWRUs, 16 features",
+    ),
+    "awsrn-m": ModelEntry(
+        "srlib.models.awsrn", "AWSRN", (2, 3, 4),
+        dict(n_feats=32, block_feats=128, n_lfb=3, n_awru=4),
+        "AWSRN-M (Wang et al. 2019): 3 LFBs of 4 AWRUs, 32 features",
+    ),
+    "awsrn": ModelEntry(
+        "srlib.models.awsrn", "AWSRN", (2, 3, 4, 8),
+        dict(n_feats=32, block_feats=128, n_lfb=4, n_awru=4),
+        "AWSRN (Wang et al. 2019): 4 LFBs of 4 AWRUs, 32 features",
+    ),
+    "awsrn-bam": ModelEntry(
+        "srlib.models.awsrn", "AWSRN", (2, 3, 4),
+        dict(n_feats=32, block_feats=128, n_lfb=4, n_awru=4, bam=True),
+        "AWSRN with balanced attention (super-image awsrn-bam; Wang et al. 2021), no mean shift",
+    ),
+}
 
 
 def _all_entries() -> dict[str, ModelEntry]:
