@@ -1,0 +1,146 @@
+"""The ``srlib`` command.
+
+    srlib evaluate --model bicubic --dataset Set5 --scale 4 --format json
+    srlib data list
+    srlib data download Set5
+    srlib models
+    srlib reproduce --profile quick [--only 01,02]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="mean PSNR/SSIM of an upscaler on benchmarks")
+    p.add_argument("--model", required=True, help="bicubic, bilinear, nearest or a registered model")
+    p.add_argument("--dataset", default="Set5", help="one or more, comma-separated (Set5,Set14,B100,Urban100)")
+    p.add_argument("--scale", default="4", help="one or more, comma-separated (2,3,4)")
+    p.add_argument("--checkpoint", help="weights file for a model (loaded with weights_only=True)")
+    p.add_argument("--gray-rule", choices=("rgb", "y"), default="rgb",
+                   help="single-channel files: copy to RGB then Y (default), or measure the gray values")
+    p.add_argument("--max-images", type=int, help="evaluate only the first N images of each set")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="fail when a dataset is missing instead of using the scikit-image fallback")
+    p.add_argument("--format", choices=("json", "table", "csv"), default="table")
+    p.add_argument("--out", help="also write per-image and mean tables (csv, md, tex) to this stem")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate, summarize, write_table
+    from .provenance import provenance
+
+    scales = [int(s) for s in _csv(args.scale)]
+    df = evaluate(args.model, _csv(args.dataset), scales, checkpoint=args.checkpoint,
+                  gray_rule=args.gray_rule, max_images=args.max_images, device=args.device,
+                  fallback=not args.no_fallback, progress=sys.stderr.isatty())
+    summary = summarize(df)
+    source = df.attrs["data_source"]
+    if args.out:
+        prov = provenance(device=args.device, data_source=source, gray_rule=args.gray_rule,
+                          checkpoint=args.checkpoint)
+        write_table(df, args.out + "_images", prov)
+        write_table(summary, args.out, prov)
+    if args.format == "json":
+        rows = [{**{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()},
+                 "data_source": source[r["dataset"]], "gray_rule": args.gray_rule,
+                 "checkpoint": args.checkpoint} for r in summary.to_dict("records")]
+        print(json.dumps(rows[0] if len(rows) == 1 else {"results": rows}, indent=2))
+    elif args.format == "csv":
+        print(summary.to_csv(index=False), end="")
+    else:
+        print(summary.to_markdown(index=False, floatfmt=".4f"))
+        for ds, src in source.items():
+            print(f"{ds}: {src}")
+    return 0
+
+
+def _add_data(sub):
+    p = sub.add_parser("data", help="datasets: list what is present, download what is missing")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    ls = dsub.add_parser("list", help="which datasets are present and where")
+    ls.set_defaults(func=cmd_data_list)
+    dl = dsub.add_parser("download", help="download datasets where the network allows")
+    dl.add_argument("names", nargs="+")
+    dl.add_argument("--root", help="target folder (default: SRLIB_DATA_DIR, else the cache)")
+    dl.set_defaults(func=cmd_data_download)
+
+
+def cmd_data_list(args) -> int:
+    import pandas as pd
+
+    from .data.catalog import data_root, dataset_status
+
+    df = pd.DataFrame(dataset_status())
+    print(df.to_markdown(index=False))
+    print(f"\nSRLIB_DATA_DIR = {data_root() or '(not set)'}")
+    return 0
+
+
+def cmd_data_download(args) -> int:
+    from .data.catalog import download_dataset
+
+    for name in args.names:
+        print(f"{name}: {download_dataset(name, args.root)}")
+    return 0
+
+
+def _add_models(sub):
+    p = sub.add_parser("models", help="list the upscalers srlib can build")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args) -> int:
+    from .evaluate import list_upscalers
+
+    print("\n".join(list_upscalers()))
+    return 0
+
+
+def _add_reproduce(sub):
+    p = sub.add_parser("reproduce", help="run the numbered notebooks with a profile")
+    p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
+    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
+    p.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args) -> int:
+    from .pipeline import reproduce
+
+    reproduce(args.profile, only=_csv(args.only) if args.only else None, html=not args.no_html)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="srlib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_evaluate, _add_data, _add_models, _add_reproduce):
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"srlib: {cat.__name__}: {msg}\n"
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"srlib {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Colour conversion and cropping at the I/O edge (BT.601 YCbCr as MATLAB ``rgb2ycbcr``).
+
+MATLAB's ``rgb2ycbcr`` on uint8 RGB computes in double and rounds to uint8:
+``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B in [0, 255]. The float
+variants here take RGB in [0, 1] and return Y in [0, 255] scale without rounding; the
+protocol in :mod:`srlib.metrics` rounds, as MATLAB does.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_RGB2YCBCR = np.array([[65.481, 128.553, 24.966],
+                       [-37.797, -74.203, 112.0],
+                       [112.0, -93.786, -18.214]])
+_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def rgb2ycbcr(img: np.ndarray, only_y: bool = True) -> np.ndarray:
+    """uint8 HWC RGB -> uint8 Y (H, W) or YCbCr (H, W, 3), rounded as MATLAB does."""
+    _check_uint8_rgb(img, "rgb2ycbcr")
+    rgb = img.astype(np.float64) / 255.0
+    mat = _RGB2YCBCR[:1] if only_y else _RGB2YCBCR
+    out = rgb @ mat.T + _OFFSET[: mat.shape[0]]
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return out[..., 0] if only_y else out
+
+
+def ycbcr2rgb(img: np.ndarray) -> np.ndarray:
+    """uint8 HWC YCbCr -> uint8 RGB (MATLAB ``ycbcr2rgb``), rounded and saturated."""
+    _check_uint8_rgb(img, "ycbcr2rgb")
+    inv = np.linalg.inv(_RGB2YCBCR) * 255.0
+    out = (img.astype(np.float64) - _OFFSET) @ inv.T
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """Float RGB in [0, 1], (N, 3, H, W) -> Y in [16, 235] scale (N, 1, H, W), not rounded."""
+    w = torch.tensor(_RGB2YCBCR[0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True) + 16.0
+
+
+def _check_uint8_rgb(img: np.ndarray, fn: str) -> None:
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+        raise TypeError(f"{fn}: expected a uint8 (H, W, 3) image, got {got}")
+
+
+def modcrop(img, scale: int):
+    """Crop the bottom/right so H and W are multiples of ``scale`` (HWC numpy or (..., H, W) torch)."""
+    if torch.is_tensor(img):
+        h, w = img.shape[-2:]
+        return img[..., : h - h % scale, : w - w % scale]
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale, ...]
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 HWC (or HW) -> float32 (1, C, H, W) in [0, 1]."""
+    if img.ndim == 2:
+        img = img[..., None]
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Float (1, C, H, W) or (C, H, W) in [0, 1] -> uint8 HWC, clamped and rounded."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"to_uint8: expected one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    return x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()

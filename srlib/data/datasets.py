@@ -1,0 +1,230 @@
+"""Benchmark and training datasets.
+
+- :class:`BenchmarkSet`: HR images mod-cropped to the scale, LR by MATLAB ``imresize`` (uint8),
+  decoded once per process and cached.
+- :class:`PatchDataset`: random paired patches (LR patch ``p``, HR patch ``p*s``) with the 8
+  flips/rotations; sample ``i`` depends only on ``(seed, i)``, so any order a sampler draws is
+  reproducible and a resumed run sees the same data.
+- When a benchmark is not on disk and cannot be downloaded, an embedded fallback built from the
+  images shipped inside scikit-image stands in, and its ``source`` says so.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .catalog import DatasetNotFoundError, canonical_name, download_dataset, find_dataset, missing_message
+from .colour import modcrop
+from .io import list_images, load_image
+from .resize import imresize
+
+# scikit-image ships these in its wheel (no download). Test and train images are disjoint.
+FALLBACK_TEST = ("astronaut", "camera", "chelsea", "coffee", "rocket")
+FALLBACK_TRAIN = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel", "brick",
+                  "grass", "gravel", "coins", "moon", "clock", "page", "text")
+FALLBACK_SOURCE = "scikit-image fallback (embedded images, not the named benchmark)"
+
+
+@dataclass
+class HRImage:
+    name: str
+    hr: np.ndarray  # uint8 (H, W, 3)
+    gray: bool  # the file was single-channel (see the gray-image rule in srlib.metrics)
+    key: tuple | None = None  # (path, mtime) of the file, for the LR cache
+
+
+@lru_cache(maxsize=1024)
+def _load_cached(path: str, mtime: float) -> tuple[np.ndarray, bool]:
+    img, mode = load_image(path, return_mode=True)
+    img.setflags(write=False)
+    return img, mode in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA")
+
+
+def _skimage_images(names) -> list[HRImage]:
+    import skimage.data
+
+    out = []
+    for n in names:
+        img = getattr(skimage.data, n)()
+        gray = img.ndim == 2
+        img = np.repeat(img[..., None], 3, axis=2) if gray else img[..., :3]
+        out.append(HRImage(n, np.ascontiguousarray(img.astype(np.uint8)), gray))
+    return out
+
+
+def load_hr_images(name: str, root=None, download: bool = True, fallback: bool = True,
+                   max_images: int | None = None) -> tuple[list[HRImage], str]:
+    """HR images of dataset ``name`` and a label of where they came from.
+
+    Order of search: ``root`` / ``SRLIB_DATA_DIR`` / the download cache; then a download (if
+    allowed); then, with ``fallback``, the scikit-image images (a warning says so).
+    ``name='skimage'`` or ``'skimage-train'`` asks for the fallback sets directly.
+    """
+    if name.lower() in ("skimage", "skimage-train"):
+        names = FALLBACK_TRAIN if name.lower() == "skimage-train" else FALLBACK_TEST
+        return _skimage_images(names[:max_images]), FALLBACK_SOURCE
+    hr_dir = find_dataset(name, root)
+    if hr_dir is not None and hr_dir.parent.name not in _catalog_names():
+        return _read_folder(hr_dir, max_images), f"{name} ({hr_dir})"
+    if hr_dir is None and download:
+        try:
+            hr_dir = download_dataset(name, root)
+        except (DatasetNotFoundError, OSError) as exc:
+            if not fallback:
+                raise DatasetNotFoundError(str(exc)) from exc
+    if hr_dir is None:
+        if not fallback:
+            raise DatasetNotFoundError(missing_message(name))
+        warnings.warn(f"{missing_message(name)} Using the {FALLBACK_SOURCE}.", stacklevel=2)
+        names = FALLBACK_TRAIN if _is_train(name) else FALLBACK_TEST
+        return _skimage_images(names[:max_images]), FALLBACK_SOURCE
+    return _read_folder(hr_dir, max_images), f"{canonical_name(name)} ({hr_dir})"
+
+
+def _read_folder(hr_dir: Path, max_images: int | None) -> list[HRImage]:
+    images = []
+    for p in list_images(hr_dir)[:max_images]:
+        key = (str(p), p.stat().st_mtime)
+        img, gray = _load_cached(*key)
+        images.append(HRImage(p.stem, img, gray, key))
+    return images
+
+
+def _catalog_names() -> set:
+    from .catalog import CATALOG
+
+    return set(CATALOG)
+
+
+def _display_name(name: str) -> str:
+    try:
+        return canonical_name(name)
+    except KeyError:
+        return name
+
+
+def _is_train(name: str) -> bool:
+    from .catalog import CATALOG
+
+    try:
+        return CATALOG[canonical_name(name)].role == "train"
+    except KeyError:
+        return False
+
+
+@dataclass
+class BenchmarkItem:
+    name: str
+    hr: np.ndarray  # uint8, mod-cropped to the scale
+    lr: np.ndarray  # uint8, imresize(hr, 1/scale)
+    gray: bool
+
+
+class BenchmarkSet:
+    """A benchmark at one scale: ``for item in BenchmarkSet('Set5', 4)`` yields BenchmarkItems."""
+
+    def __init__(self, name: str, scale: int, root=None, download: bool = True,
+                 fallback: bool = True, max_images: int | None = None):
+        if int(scale) != scale or scale < 1:
+            raise ValueError(f"scale must be a positive integer, got {scale!r}")
+        self.scale = int(scale)
+        images, self.source = load_hr_images(name, root, download, fallback, max_images)
+        self.name = "skimage" if self.source == FALLBACK_SOURCE else _display_name(name)
+        self.is_fallback = self.source == FALLBACK_SOURCE
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> BenchmarkItem:
+        im = self.images[i]
+        hr, lr = _pair(im, self.scale)
+        return BenchmarkItem(im.name, hr, lr, im.gray)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+@lru_cache(maxsize=1024)
+def _lr_from_file(key: tuple, scale: int) -> np.ndarray:
+    hr, _ = _load_cached(*key)
+    lr = imresize(np.ascontiguousarray(modcrop(hr, scale)), 1 / scale)
+    lr.setflags(write=False)
+    return lr
+
+
+def _pair(im, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(HR mod-cropped, LR) of an HRImage or a uint8 array; LR of files is cached."""
+    hr_full = im.hr if isinstance(im, HRImage) else im
+    hr = np.ascontiguousarray(modcrop(hr_full, scale))
+    if isinstance(im, HRImage) and im.key is not None:
+        return hr, _lr_from_file(im.key, scale)
+    return hr, imresize(hr, 1 / scale)
+
+
+def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
+    """The k-th of the 8 flips/rotations of an HWC array (k in 0..7)."""
+    x = np.rot90(x, k % 4, axes=(0, 1))
+    return x[:, ::-1] if k >= 4 else x
+
+
+class PatchDataset(Dataset):
+    """Random paired patches for training.
+
+    Args:
+        images: HR images (uint8 HWC) or HRImage records.
+        scale: upscaling factor; LR is ``imresize(modcrop(hr), 1/scale)`` of the whole image,
+            computed once, and patches are cut at aligned positions.
+        lr_patch: LR patch size (the HR patch is ``lr_patch * scale``).
+        length: number of samples per epoch (the index space of the sampler).
+        seed: sample ``i`` is drawn from ``numpy.random.default_rng((seed, i))``.
+        augment: apply one of the 8 flips/rotations, chosen at random per sample.
+    """
+
+    def __init__(self, images, scale: int, lr_patch: int = 48, length: int = 16000,
+                 seed: int = 0, augment: bool = True):
+        self.scale, self.lr_patch, self.length = int(scale), int(lr_patch), int(length)
+        self.seed, self.augment = int(seed), augment
+        pairs = [_pair(im, self.scale) for im in images]
+        self.pairs = [(h, l) for h, l in pairs if min(l.shape[:2]) >= self.lr_patch]
+        if not self.pairs:
+            raise ValueError(f"no image is large enough for {lr_patch}px LR patches at x{scale}")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng((self.seed, int(i)))
+        hr, lr = self.pairs[rng.integers(len(self.pairs))]
+        p, s = self.lr_patch, self.scale
+        y = rng.integers(lr.shape[0] - p + 1)
+        x = rng.integers(lr.shape[1] - p + 1)
+        lr_p = lr[y : y + p, x : x + p]
+        hr_p = hr[y * s : (y + p) * s, x * s : (x + p) * s]
+        if self.augment:
+            k = int(rng.integers(8))
+            lr_p, hr_p = _dihedral(lr_p, k), _dihedral(hr_p, k)
+        return _chw(lr_p), _chw(hr_p)
+
+
+def _chw(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255)
+
+
+def dataset_sizes(images: list[HRImage]) -> dict:
+    """Counts and size statistics of a list of HR images (for notebook 01)."""
+    hs = np.array([im.hr.shape[0] for im in images])
+    ws = np.array([im.hr.shape[1] for im in images])
+    return {"images": len(images), "min_hw": f"{hs.min()}x{ws.min()}", "max_hw": f"{hs.max()}x{ws.max()}",
+            "mean_megapixels": float((hs * ws).mean() / 1e6), "gray_files": int(sum(im.gray for im in images))}
+
+
+def hr_paths(name: str, root=None) -> list[Path]:
+    hr = find_dataset(name, root)
+    return list_images(hr) if hr else []

@@ -1,0 +1,166 @@
+"""MATLAB-compatible ``imresize`` in batched torch.
+
+This is the degradation of every SR benchmark: ``LR = imresize(HR, 1/s, 'bicubic')`` in MATLAB,
+which antialiases on shrink (the cubic kernel is stretched by 1/s). We follow MATLAB's
+``imresize.m`` step by step:
+
+- kernel: Keys cubic with a = -0.5 (``'bicubic'``), triangle (``'bilinear'``), box (``'nearest'``,
+  never antialiased);
+- for each output coordinate x (1-based) the input coordinate is ``u = x/scale + 0.5*(1 - 1/scale)``,
+  taps ``floor(u - width/2) + (0 .. ceil(width)+1)``, weights normalised to sum 1, out-of-range
+  taps mirrored (symmetric padding);
+- the dimension with the stronger shrink is resized first (rows first on a tie);
+- uint8 in, uint8 out: the result is rounded and saturated once, at the end. Whether MATLAB
+  also rounds the intermediate image between the two passes (``imresizemex`` keeps the class
+  of its input) could not be checked without MATLAB; ``round_intermediate=True`` does so.
+  Measured against the published bicubic rows (Set5 and B100, x2/x3/x4), rounding only at
+  the end lands closer (max |delta| 0.011 dB vs 0.020 dB), so it is the default.
+
+The scale, when given, is used as is for the coordinate map (MATLAB does the same), and the
+output size is ``ceil(scale * size)``.
+
+The work is a pair of dense matrix products ``Wh @ X @ Ww^T`` (weights built once per size and
+cached), which runs batched on any device.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+__all__ = ["imresize", "resize_weights"]
+
+
+def _cubic(x: torch.Tensor) -> torch.Tensor:
+    ax = x.abs()
+    ax2, ax3 = ax**2, ax**3
+    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
+    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    return near + far
+
+
+def _triangle(x: torch.Tensor) -> torch.Tensor:
+    return (1 - x.abs()).clamp(min=0)
+
+
+def _box(x: torch.Tensor) -> torch.Tensor:
+    return ((x >= -0.5) & (x < 0.5)).to(x.dtype)
+
+
+_KERNELS = {"bicubic": (_cubic, 4.0), "bilinear": (_triangle, 2.0), "nearest": (_box, 1.0)}
+
+
+@lru_cache(maxsize=256)
+def resize_weights(in_len: int, out_len: int, scale: float, kernel: str = "bicubic",
+                   antialias: bool = True) -> torch.Tensor:
+    """The (out_len, in_len) float64 matrix that resizes one dimension as MATLAB does."""
+    fn, width = _KERNELS[kernel]
+    antialias = antialias and kernel != "nearest" and scale < 1
+    if antialias:
+        width = width / scale
+    x = torch.arange(1, out_len + 1, dtype=torch.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = torch.floor(u - width / 2)
+    taps = int(math.ceil(width)) + 2
+    idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]
+    dist = u[:, None] - idx
+    w = scale * fn(scale * dist) if antialias else fn(dist)
+    w = w / w.sum(dim=1, keepdim=True)
+    # symmetric padding: index i (1-based) outside [1, in_len] mirrors back inside
+    period = 2 * in_len
+    j = torch.remainder(idx - 1, period)
+    j = torch.where(j >= in_len, period - 1 - j, j).long()
+    mat = torch.zeros(out_len, in_len, dtype=torch.float64)
+    mat.scatter_add_(1, j, w)
+    return mat
+
+
+def _output_size(in_len: int, scale: float) -> int:
+    # round first so that 480 * (1/3) -> 160, not 161 by float noise
+    return int(math.ceil(round(in_len * scale, 8)))
+
+
+def _check_scale(scale, size) -> None:
+    if (scale is None) == (size is None):
+        raise ValueError("imresize: pass exactly one of `scale` (e.g. 1/4) or `size` (H, W)")
+    if scale is not None and not scale > 0:
+        raise ValueError(f"imresize: scale must be positive, got {scale!r}")
+
+
+def _resize_torch(x: torch.Tensor, scales: tuple[float, float], size: tuple[int, int],
+                  kernel: str, antialias: bool, quantize: str = "none") -> torch.Tensor:
+    """Resize the last two dims; ``quantize`` is 'none', 'end' or 'each' (pass), in 0..255."""
+    order = (0, 1) if scales[0] <= scales[1] else (1, 0)
+    for i, dim in enumerate(order):
+        in_len = x.shape[-2:][dim]
+        mat = resize_weights(in_len, size[dim], scales[dim], kernel, antialias)
+        mat = mat.to(device=x.device, dtype=x.dtype)
+        x = torch.matmul(mat, x) if dim == 0 else torch.matmul(x, mat.T)
+        if quantize == "each" or (quantize == "end" and i == 1):
+            x = x.round().clamp(0, 255)
+    return x
+
+
+def _plan(in_hw, scale, size):
+    _check_scale(scale, size)
+    if size is not None:
+        size = tuple(int(s) for s in size)
+        scales = (size[0] / in_hw[0], size[1] / in_hw[1])
+    else:
+        sc = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
+        scales = (float(sc[0]), float(sc[1]))
+        size = (_output_size(in_hw[0], scales[0]), _output_size(in_hw[1], scales[1]))
+    if min(size) < 1:
+        raise ValueError(f"imresize: output size {size} from input {tuple(in_hw)} is empty")
+    return scales, size
+
+
+def imresize(x, scale=None, size=None, kernel: str = "bicubic", antialias: bool = True,
+             round_intermediate: bool = False):
+    """Resize like MATLAB ``imresize(x, scale, kernel)``.
+
+    Args:
+        x: a uint8 numpy image (H, W) or (H, W, C) -> uint8 out, rounded after each pass as
+            MATLAB does; or a float torch tensor (..., H, W), e.g. (N, C, H, W) -> same dtype out,
+            no rounding (values are not clamped).
+        scale: factor (e.g. ``1/4`` or ``3``) or a (row, column) pair; or give ``size``.
+        size: output (H, W) instead of ``scale``.
+        kernel: ``'bicubic'``, ``'bilinear'`` or ``'nearest'``.
+        antialias: stretch the kernel on shrink (MATLAB's default; ignored for nearest).
+        round_intermediate: uint8 path only: also round between the two passes.
+    """
+    if kernel not in _KERNELS:
+        raise ValueError(f"imresize: kernel must be one of {sorted(_KERNELS)}, got {kernel!r}")
+    if isinstance(x, np.ndarray):
+        return _imresize_numpy(x, scale, size, kernel, antialias, round_intermediate)
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() < 2:
+        raise TypeError("imresize: expected a uint8 numpy image or a float torch tensor (..., H, W)")
+    scales, size = _plan(x.shape[-2:], scale, size)
+    return _resize_torch(x, scales, size, kernel, antialias)
+
+
+def _imresize_numpy(img: np.ndarray, scale, size, kernel, antialias, round_intermediate) -> np.ndarray:
+    if img.dtype != np.uint8 or img.ndim not in (2, 3):
+        raise TypeError(f"imresize: numpy input must be uint8 (H, W) or (H, W, C), got "
+                        f"{img.dtype} {img.shape}")
+    scales, size = _plan(img.shape[:2], scale, size)
+    t = torch.tensor(img, dtype=torch.float64)
+    t = t[None] if img.ndim == 2 else t.permute(2, 0, 1)
+    out = _resize_torch(t, scales, size, kernel, antialias, "each" if round_intermediate else "end")
+    out = out[0] if img.ndim == 2 else out.permute(1, 2, 0)
+    return out.to(torch.uint8).numpy()
+
+
+def imresize_quantized(x: torch.Tensor, scale=None, size=None, kernel: str = "bicubic",
+                       antialias: bool = True, round_intermediate: bool = False) -> torch.Tensor:
+    """The uint8 ``imresize`` on a float tensor in [0, 1] holding 8-bit values.
+
+    Computed in float64 and rounded exactly as the uint8 numpy path, so a torch upscaler gives
+    the same pixels as ``imresize`` on the uint8 image.
+    """
+    scales, size = _plan(x.shape[-2:], scale, size)
+    y = _resize_torch((x.double() * 255).round(), scales, size, kernel, antialias,
+                      "each" if round_intermediate else "end")
+    return (y / 255).to(x.dtype)

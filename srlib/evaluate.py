@@ -1,0 +1,179 @@
+"""Benchmark evaluation: any upscaler on datasets x scales into a tidy table.
+
+The protocol (see :mod:`srlib.metrics`): HR mod-cropped to the scale, LR by MATLAB ``imresize``
+as uint8, the upscaler's output clamped and quantised to 8 bits, Y-channel PSNR/SSIM with
+``scale`` pixels shaved. One row per image; :func:`summarize` gives the means.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data.colour import to_tensor
+from .data.datasets import BenchmarkSet
+from .metrics import psnr_torch, ssim_torch
+from .provenance import atomic_write_text, provenance
+
+GRAY_RULES = ("rgb", "y")
+
+
+def list_upscalers() -> list[str]:
+    """Names accepted by :func:`build_upscaler`: classical methods and registered models."""
+    from .classical import CLASSICAL
+    from .models import list_models
+
+    return sorted(CLASSICAL) + list_models()
+
+
+def build_upscaler(name: str, scale: int, checkpoint: str | Path | None = None) -> nn.Module:
+    """A classical method or a registered model at ``scale``, with ``checkpoint`` loaded if given."""
+    from .classical import CLASSICAL
+    from .models import build_model, load_weights
+
+    if name in CLASSICAL:
+        if checkpoint is not None:
+            raise ValueError(f"{name} is a classical method and takes no --checkpoint")
+        module, cls = CLASSICAL[name]
+        return getattr(importlib.import_module(module), cls)(scale=scale)
+    try:
+        model = build_model(name, scale)
+    except KeyError:
+        raise KeyError(f"unknown upscaler {name!r}; known: {', '.join(list_upscalers())}") from None
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
+    return model
+
+
+def upscale(model: nn.Module, lr: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """Run ``model`` on a uint8 LR image; returns float (1, 3, H, W) on the CPU, clamped to [0, 1]."""
+    x = to_tensor(lr).to(device)
+    with torch.inference_mode():
+        y = model(x)
+        return y.float().clamp(0, 1).cpu()
+
+
+def _as_factory(upscaler, checkpoint=None) -> Callable[[int], nn.Module]:
+    if isinstance(upscaler, str):
+        return lambda s: build_upscaler(upscaler, s, checkpoint)
+    if checkpoint is not None:
+        raise ValueError("pass `checkpoint` with a model name, or load it into the module yourself")
+    if isinstance(upscaler, nn.Module):
+        def fixed(s):
+            if getattr(upscaler, "scale", s) != s:
+                raise ValueError(f"the model given upscales x{upscaler.scale}, not x{s}")
+            return upscaler
+        return fixed
+    return upscaler  # a callable scale -> module
+
+
+def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", device: str = "cpu",
+                 progress: bool = True, label: str = "") -> list[dict]:
+    """Per-image rows (image, psnr, ssim, seconds) of ``model`` on one benchmark at one scale."""
+    if gray_rule not in GRAY_RULES:
+        raise ValueError(f"gray_rule must be one of {GRAY_RULES}, got {gray_rule!r}")
+    s, rows = bench.scale, []
+    for item in tqdm(bench, total=len(bench), desc=label or f"{bench.name} x{s}", leave=False,
+                     disable=not progress):
+        t0 = time.perf_counter()
+        sr = upscale(model, item.lr, device)
+        secs = time.perf_counter() - t0
+        if sr.shape[-2:] != item.hr.shape[:2]:
+            raise RuntimeError(f"upscaler returned {tuple(sr.shape[-2:])} for {item.name}, "
+                               f"expected {item.hr.shape[:2]} (x{s} of {item.lr.shape[:2]})")
+        hr = to_tensor(item.hr)
+        as_gray = gray_rule == "y" and item.gray
+        rows.append({"image": item.name, "psnr": float(psnr_torch(sr, hr, s, True, as_gray)[0]),
+                     "ssim": float(ssim_torch(sr, hr, s, True, as_gray)[0]), "seconds": secs})
+    return rows
+
+
+def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int] = (4,),
+             name: str | None = None, checkpoint=None, root=None, gray_rule: str = "rgb", max_images: int | None = None,
+             device: str = "cpu", fallback: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Evaluate ``upscaler`` (a name, a module, or a callable ``scale -> module``).
+
+    ``checkpoint`` (with a name) is loaded into the model at every scale; ``max_images``
+    takes the first images of each set; ``gray_rule`` is 'rgb' or 'y' (see srlib.metrics).
+
+    Returns one row per (dataset, scale, image) with columns
+    ``model, dataset, scale, image, psnr, ssim, seconds, source``; ``df.attrs`` carries
+    the settings for :func:`write_table`.
+    """
+    factory = _as_factory(upscaler, checkpoint)
+    name = name or (upscaler if isinstance(upscaler, str) else type(upscaler).__name__.lower())
+    rows, sources = [], {}
+    for s in scales:
+        model = factory(s)
+        if isinstance(model, nn.Module):
+            model = model.to(device).eval()
+        for ds in datasets:
+            bench = BenchmarkSet(ds, s, root=root, fallback=fallback, max_images=max_images)
+            sources[bench.name] = bench.source
+            for r in evaluate_set(model, bench, gray_rule, device, progress, f"{name} {bench.name} x{s}"):
+                rows.append({"model": name, "dataset": bench.name, "scale": s, **r, "source": bench.source})
+    df = pd.DataFrame(rows)
+    df.attrs.update(gray_rule=gray_rule, data_source=sources, device=device)
+    return df
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR/SSIM (and seconds per image) per model, dataset and scale."""
+    keys = [k for k in ("model", "dataset", "scale") if k in df.columns]
+    out = df.groupby(keys, sort=False).agg(n_images=("image", "size"), psnr=("psnr", "mean"),
+                                           ssim=("ssim", "mean"), seconds=("seconds", "mean"))
+    return out.reset_index()
+
+
+def compare_published(summary: pd.DataFrame, model: str | None = None) -> pd.DataFrame:
+    """``summary`` beside the published rows (ours, paper, delta), where a published row exists."""
+    from .reference import published
+
+    pub = published(model=model)[["model", "dataset", "scale", "psnr", "ssim", "source"]]
+    pub = pub.rename(columns={"psnr": "psnr_paper", "ssim": "ssim_paper", "source": "paper_source"})
+    if model is not None:
+        pub = pub.drop(columns="model")
+        keys = ["dataset", "scale"]
+    else:
+        keys = ["model", "dataset", "scale"]
+    out = summary.merge(pub, on=keys, how="left")
+    out["psnr_delta"] = out.psnr - out.psnr_paper
+    out["ssim_delta"] = out.ssim - out.ssim_paper
+    return out
+
+
+def write_table(df: pd.DataFrame, stem: str | Path, prov: dict | None = None,
+                formats: Iterable[str] = ("csv", "md", "tex"), floatfmt: str = ".4f") -> list[Path]:
+    """Write ``df`` as CSV / Markdown / LaTeX next to each other, each carrying ``prov``.
+
+    CSV gets ``# key: value`` header lines (read back with ``pd.read_csv(path, comment='#')``),
+    Markdown a provenance footer, LaTeX ``%`` comment lines. Every file is written atomically.
+    """
+    prov = prov or provenance()
+    lines = [f"{k}: {v}" for k, v in prov.items()]
+    stem, written = Path(stem), []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        if fmt == "csv":
+            text = "".join(f"# {ln}\n" for ln in lines) + df.to_csv(index=False)
+        elif fmt == "md":
+            text = df.to_markdown(index=False, floatfmt=floatfmt) + "\n\n" + "".join(
+                f"<!-- {ln} -->\n" for ln in lines)
+        elif fmt == "tex":
+            text = "".join(f"% {ln}\n" for ln in lines) + df.to_latex(index=False, float_format=f"%{floatfmt}")
+        else:
+            raise ValueError(f"unknown table format {fmt!r}; use csv, md or tex")
+        written.append(atomic_write_text(path, text))
+    return written
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_table` (provenance lines skipped)."""
+    return pd.read_csv(path, comment="#")
