@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .data.colour import to_tensor
 from .data.datasets import BenchmarkSet
-from .metrics import psnr_torch, ssim_torch
+from .metrics import psnr_ssim_torch
 from .provenance import atomic_write_text, provenance
 
 GRAY_RULES = ("rgb", "y")
@@ -90,8 +90,8 @@ def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", 
                                f"expected {item.hr.shape[:2]} (x{s} of {item.lr.shape[:2]})")
         hr = to_tensor(item.hr)
         as_gray = gray_rule == "y" and item.gray
-        rows.append({"image": item.name, "psnr": float(psnr_torch(sr, hr, s, True, as_gray)[0]),
-                     "ssim": float(ssim_torch(sr, hr, s, True, as_gray)[0]), "seconds": secs})
+        p, q = psnr_ssim_torch(sr, hr, s, True, as_gray)
+        rows.append({"image": item.name, "psnr": p.item(), "ssim": q.item(), "seconds": secs})
     return rows
 
 
@@ -177,3 +177,30 @@ def write_table(df: pd.DataFrame, stem: str | Path, prov: dict | None = None,
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV written by :func:`write_table` (provenance lines skipped)."""
     return pd.read_csv(path, comment="#")
+
+
+def resampler_study(dataset: str = "Set5", scale: int = 4, root=None, max_images: int | None = None,
+                    resamplers: Iterable[str] = ("MATLAB", "PIL", "torch", "torch, no antialias")
+                    ) -> pd.DataFrame:
+    """Mean Y-PSNR/SSIM of bicubic SR when the LR is made by one resampler and upscaled by another.
+
+    Shows what the choice of bicubic implementation does to a table: the protocol is the
+    MATLAB/MATLAB cell; every other cell is a common way of getting it wrong.
+    """
+    from .classical.inter import RESAMPLERS
+    from .metrics import psnr, ssim
+
+    bench = BenchmarkSet(dataset, scale, root=root, max_images=max_images)
+    rows = []
+    for down in resamplers:
+        for up in resamplers:
+            vals = []
+            for item in bench:
+                lr = RESAMPLERS[down](item.hr, 1 / scale)
+                sr = RESAMPLERS[up](lr, scale)
+                vals.append((psnr(sr, item.hr, scale), ssim(sr, item.hr, scale)))
+            p, q = np.mean(vals, axis=0)
+            rows.append({"LR made by": down, "upscaled by": up, "psnr": p, "ssim": q})
+    df = pd.DataFrame(rows)
+    df.attrs["data_source"] = bench.source
+    return df

@@ -25,29 +25,33 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-_Y = (65.481, 128.553, 24.966)
+# BT.601 luma weights x 1000, so Y = 16 + (65481 R + 128553 G + 24966 B) / 255000 exactly
+_Y_INT = (65481, 128553, 24966)
 
 
-def _luma_torch(x8: torch.Tensor, y_channel: bool, as_gray) -> torch.Tensor:
-    """x8: (N, C, H, W) float64 in [0, 255], integer-valued -> the channels measured."""
+def _luma_torch(x: torch.Tensor, y_channel: bool, as_gray) -> torch.Tensor:
+    """Float RGB in [0, 1] (N, C, H, W) -> the 8-bit channels measured, as float64.
+
+    Integer arithmetic makes the rounding exact (MATLAB rounds half away from zero):
+    Y = round(16 + S / 255000), gray = round(S / 219000), S = 65481 R + 128553 G + 24966 B.
+    """
+    x8 = x.detach().clamp(0, 1).mul(255).round_().to(torch.int32)
     if x8.shape[1] == 1 or not y_channel:
-        return x8
-    w = x8.new_tensor(_Y).view(1, 3, 1, 1)
-    lin = (x8 * w).sum(dim=1, keepdim=True)
-    y = (16.0 + lin / 255.0).round()
-    if as_gray is None or as_gray is False:
-        return y
-    gray = (lin / 219.0).round()
-    sel = torch.as_tensor(as_gray, device=x8.device).view(-1, 1, 1, 1)
-    return torch.where(sel, gray, y)
+        return x8.to(torch.float64)
+    w = torch.tensor(_Y_INT, dtype=torch.int32, device=x.device).view(1, 3, 1, 1)
+    lin = (x8 * w).sum(dim=1, keepdim=True, dtype=torch.int32)
+    y = torch.div(lin + (16 * 255000 + 127500), 255000, rounding_mode="floor")
+    if as_gray is not None and as_gray is not False:
+        gray = torch.div(lin + 109500, 219000, rounding_mode="floor")
+        sel = torch.as_tensor(as_gray, device=x.device).view(-1, 1, 1, 1)
+        y = torch.where(sel, gray, y)
+    return y.to(torch.float64)
 
 
 def _prepare_torch(x: torch.Tensor, crop_border: int, y_channel: bool, as_gray) -> torch.Tensor:
-    x8 = x.detach().to(torch.float64).clamp(0, 1).mul(255).round()
-    x8 = _luma_torch(x8, y_channel, as_gray)
     if crop_border:
-        x8 = x8[..., crop_border:-crop_border, crop_border:-crop_border]
-    return x8
+        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+    return _luma_torch(x, y_channel, as_gray)
 
 
 def _check_pair(sr, hr, crop_border):
@@ -58,14 +62,17 @@ def _check_pair(sr, hr, crop_border):
         raise ValueError(f"crop_border={crop_border} leaves nothing of a {h}x{w} image")
 
 
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    mse = (a - b).pow_(2).flatten(1).mean(dim=1)
+    return 10 * torch.log10(255.0**2 / mse)  # inf for identical images, as MATLAB
+
+
 def psnr_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
                as_gray=False) -> torch.Tensor:
     """Per-image PSNR (N,) of float batches in [0, 1]; ``as_gray`` may be a bool per image."""
     _check_pair(sr, hr, crop_border)
-    a = _prepare_torch(sr, crop_border, y_channel, as_gray)
-    b = _prepare_torch(hr, crop_border, y_channel, as_gray)
-    mse = (a - b).pow(2).flatten(1).mean(dim=1)
-    return 10 * torch.log10(255.0**2 / mse)  # inf for identical images, as MATLAB
+    return _psnr(_prepare_torch(sr, crop_border, y_channel, as_gray),
+                 _prepare_torch(hr, crop_border, y_channel, as_gray))
 
 
 @lru_cache(maxsize=8)
@@ -92,31 +99,52 @@ def _filter_valid(x: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """SSIM map ('valid') of float64 (N, C, H, W) images in [0, 255]."""
+    """SSIM map ('valid') of float64 (N, C, H, W) images in [0, 255].
+
+    Four filtered maps suffice: E[a], E[b], E[a^2 + b^2] and E[ab], since only the sum of
+    the two variances enters the denominator.
+    """
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b, e_aa, e_bb, e_ab = _filter_valid(torch.stack([a, b, a * a, b * b, a * b]))
-    saa, sbb, sab = e_aa - mu_a**2, e_bb - mu_b**2, e_ab - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * sab + c2)
-    den = (mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2)
-    return num / den
+    maps = torch.empty((4, *a.shape), dtype=a.dtype, device=a.device)
+    maps[0], maps[1] = a, b
+    torch.mul(a, a, out=maps[2]).addcmul_(b, b)
+    torch.mul(a, b, out=maps[3])
+    mu_a, mu_b, e_sq, e_ab = _filter_valid(maps)
+    mu_ab = mu_a * mu_b
+    mu_sq = mu_a.pow_(2).add_(mu_b.pow_(2))
+    num = (2 * mu_ab + c1) * (2 * (e_ab - mu_ab) + c2)
+    den = (mu_sq + c1) * (e_sq - mu_sq + c2)
+    return num.div_(den)
+
+
+def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if min(a.shape[-2:]) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(a.shape[-2:])}")
+    return ssim_map(a, b).flatten(1).mean(dim=1)
 
 
 def ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
                as_gray=False) -> torch.Tensor:
     """Per-image SSIM (N,); several channels (``y_channel=False``) are averaged."""
     _check_pair(sr, hr, crop_border)
+    return _ssim(_prepare_torch(sr, crop_border, y_channel, as_gray),
+                 _prepare_torch(hr, crop_border, y_channel, as_gray))
+
+
+def psnr_ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
+                    as_gray=False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both metrics at the cost of one colour conversion: ``(psnr (N,), ssim (N,))``."""
+    _check_pair(sr, hr, crop_border)
     a = _prepare_torch(sr, crop_border, y_channel, as_gray)
     b = _prepare_torch(hr, crop_border, y_channel, as_gray)
-    if min(a.shape[-2:]) < 11:
-        raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(a.shape[-2:])}")
-    return ssim_map(a, b).flatten(1).mean(dim=1)
+    return _psnr(a, b), _ssim(a, b)
 
 
 def _as_batch(img: np.ndarray, name: str) -> torch.Tensor:
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim not in (2, 3):
         got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
         raise TypeError(f"{name} must be a uint8 (H, W) or (H, W, C) image, got {got}")
-    t = torch.from_numpy(np.ascontiguousarray(img)).to(torch.float64) / 255.0
+    t = torch.tensor(img, dtype=torch.float64) / 255.0
     return t[None, None] if img.ndim == 2 else t.permute(2, 0, 1)[None]
 
 

@@ -7,10 +7,13 @@ rows (see notebook 01).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from ..data.resize import imresize_quantized
+from ..data.resize import imresize, imresize_quantized
 
 
 class Interpolation(nn.Module):
@@ -39,3 +42,36 @@ class Bilinear(Interpolation):
 
 class Bicubic(Interpolation):
     kernel = "bicubic"
+
+
+def pil_resize(img: np.ndarray, scale: float) -> np.ndarray:
+    """Pillow's bicubic (a = -0.5, antialiased on shrink, edge-clamped, 8-bit per pass)."""
+    h, w = img.shape[:2]
+    size = (int(round(w * scale)), int(round(h * scale)))
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC))
+
+
+def torch_resize(img: np.ndarray, scale: float, antialias: bool = True) -> np.ndarray:
+    """``F.interpolate(mode='bicubic')``: a = -0.75, rounded to uint8 at the end.
+
+    With ``antialias=False`` it shrinks like OpenCV's ``INTER_CUBIC`` (no kernel stretch).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).double()[None]
+    h, w = img.shape[:2]
+    size = (int(round(h * scale)), int(round(w * scale)))
+    y = F.interpolate(x, size=size, mode="bicubic", align_corners=False,
+                      antialias=antialias and scale < 1)
+    return y.round().clamp(0, 255)[0].permute(1, 2, 0).byte().numpy()
+
+
+def matlab_resize(img: np.ndarray, scale: float) -> np.ndarray:
+    """MATLAB ``imresize(img, scale, 'bicubic')`` (the protocol's resampler)."""
+    return imresize(img, scale)
+
+
+RESAMPLERS = {
+    "MATLAB": matlab_resize,
+    "PIL": pil_resize,
+    "torch": torch_resize,
+    "torch, no antialias": lambda img, scale: torch_resize(img, scale, antialias=False),
+}

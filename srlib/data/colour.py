@@ -14,15 +14,20 @@ _RGB2YCBCR = np.array([[65.481, 128.553, 24.966],
                        [-37.797, -74.203, 112.0],
                        [112.0, -93.786, -18.214]])
 _OFFSET = np.array([16.0, 128.0, 128.0])
+# the same matrix x 1000 in integers: with RGB in 0..255, YCbCr = offset + M_int @ rgb / 255000
+_RGB2YCBCR_INT = np.round(_RGB2YCBCR * 1000).astype(np.int64)
 
 
 def rgb2ycbcr(img: np.ndarray, only_y: bool = True) -> np.ndarray:
-    """uint8 HWC RGB -> uint8 Y (H, W) or YCbCr (H, W, 3), rounded as MATLAB does."""
+    """uint8 HWC RGB -> uint8 Y (H, W) or YCbCr (H, W, 3), rounded as MATLAB does.
+
+    Computed in integers, so the rounding (half away from zero) is exact.
+    """
     _check_uint8_rgb(img, "rgb2ycbcr")
-    rgb = img.astype(np.float64) / 255.0
-    mat = _RGB2YCBCR[:1] if only_y else _RGB2YCBCR
-    out = rgb @ mat.T + _OFFSET[: mat.shape[0]]
-    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    mat = _RGB2YCBCR_INT[:1] if only_y else _RGB2YCBCR_INT
+    offset = (_OFFSET[: mat.shape[0]] * 255000).astype(np.int64)
+    lin = img.astype(np.int64) @ mat.T + offset  # always positive: YCbCr lies in [16, 240]
+    out = ((lin + 127500) // 255000).astype(np.uint8)
     return out[..., 0] if only_y else out
 
 
@@ -59,7 +64,7 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 HWC (or HW) -> float32 (1, C, H, W) in [0, 1]."""
     if img.ndim == 2:
         img = img[..., None]
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255).unsqueeze(0)
+    return torch.tensor(img.transpose(2, 0, 1), dtype=torch.float32).div_(255).unsqueeze(0)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

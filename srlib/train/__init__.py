@@ -1,0 +1,25 @@
+"""Training: :class:`Trainer`, :class:`TrainConfig`, :func:`train_model`.
+
+Usage::
+
+    from srlib.train import TrainConfig, train_model
+    trainer = train_model(model, train_set, TrainConfig(steps=1000), "runs/awsrn-s", validate=fn)
+"""
+from .config import TrainConfig
+from .ema import EMA
+from .precision import cpu_supports_bf16
+from .sampler import SeededBatchSampler
+from .state import TrainCheckpointError, load_checkpoint
+from .trainer import Trainer, build_scheduler, train_model
+
+__all__ = [
+    "EMA",
+    "SeededBatchSampler",
+    "TrainCheckpointError",
+    "TrainConfig",
+    "Trainer",
+    "build_scheduler",
+    "cpu_supports_bf16",
+    "load_checkpoint",
+    "train_model",
+]

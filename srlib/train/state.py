@@ -1,0 +1,94 @@
+"""Checkpoint I/O for the trainer: atomic writes, ``weights_only`` loads, RNG states as tensors.
+
+RNG states are stored as tensors and ints (not pickled objects) so checkpoints load with
+``torch.load(..., weights_only=True)``.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = "srlib-trainer-v1"
+REQUIRED = ("model", "optimizer", "scheduler", "step", "sampler", "rng")
+
+
+class TrainCheckpointError(ValueError):
+    """A file that is not a usable srlib training checkpoint."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Python, numpy, torch (and CUDA) RNG states as tensors and ints."""
+    version, mt, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of :func:`rng_state`."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, npy["pos"], npy["has_gauss"], npy["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a trainer checkpoint with ``weights_only=True``; clear error if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainCheckpointError(f"checkpoint {path} does not exist; check the path or train without resume")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainCheckpointError(
+            f"cannot read training checkpoint {path} ({type(exc).__name__}: {str(exc)[:200]}); "
+            "the file is corrupt or not a torch checkpoint: delete it or resume from another file"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise TrainCheckpointError(
+            f"{path} is not an srlib training checkpoint (format {FORMAT!r}); to start from its "
+            "weights, load them with srlib.models.load_weights and train without resume"
+        )
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise TrainCheckpointError(f"training checkpoint {path} lacks {missing}; it cannot be resumed")
+    return ckpt

@@ -1,0 +1,62 @@
+"""Matplotlib figures shared by the notebooks; ``save_fig`` writes them under figures/<profile>/."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..paths import figures_dir
+
+
+def save_fig(fig, profile: str, name: str, dpi: int = 110) -> Path:
+    """Save ``fig`` as ``figures/<profile>/<name>.png`` (atomically) and return the path."""
+    out = figures_dir(profile) / f"{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{name}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    os.replace(tmp, out)
+    return out
+
+
+def thumbnail_grid(groups: dict[str, list], per_row: int = 6, size: float = 1.6):
+    """One row of thumbnails per dataset: ``groups`` maps a title to HRImage-like records."""
+    rows = len(groups)
+    fig, axes = plt.subplots(rows, per_row, figsize=(per_row * size, rows * size * 0.9), squeeze=False)
+    for r, (title, images) in enumerate(groups.items()):
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(images):
+                im = images[c]
+                ax.imshow(im.hr)
+                ax.set_title(f"{im.name}\n{im.hr.shape[1]}x{im.hr.shape[0]}", fontsize=7)
+        axes[r, 0].text(-0.1, 0.5, title, transform=axes[r, 0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=10, weight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def crop_panel(rows: dict[str, dict[str, np.ndarray]], size: float = 2.4):
+    """A grid of crops: ``rows`` maps a row title to {column label: uint8 image}."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * size), squeeze=False)
+    for i, (title, crops) in enumerate(rows.items()):
+        for j, (label, img) in enumerate(crops.items()):
+            axes[i, j].imshow(img, interpolation="nearest")
+            axes[i, j].set_title(label, fontsize=9)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 0].set_ylabel(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def crop(img: np.ndarray, top: int, left: int, size: int, scale: int = 1) -> np.ndarray:
+    """A ``size``-pixel square of an HR-resolution image, or its LR counterpart when ``scale`` > 1."""
+    t, l, s = top // scale, left // scale, size // scale
+    return img[t : t + s, l : l + s]
