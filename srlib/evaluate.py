@@ -180,8 +180,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def resampler_study(dataset: str = "Set5", scale: int = 4, root=None, max_images: int | None = None,
-                    resamplers: Iterable[str] = ("MATLAB", "PIL", "torch", "torch, no antialias")
-                    ) -> pd.DataFrame:
+                    downs: Iterable[str] = ("MATLAB", "PIL", "torch", "torch, no antialias"),
+                    ups: Iterable[str] = ("MATLAB", "PIL", "torch")) -> pd.DataFrame:
     """Mean Y-PSNR/SSIM of bicubic SR when the LR is made by one resampler and upscaled by another.
 
     Shows what the choice of bicubic implementation does to a table: the protocol is the
@@ -192,8 +192,8 @@ def resampler_study(dataset: str = "Set5", scale: int = 4, root=None, max_images
 
     bench = BenchmarkSet(dataset, scale, root=root, max_images=max_images)
     rows = []
-    for down in resamplers:
-        for up in resamplers:
+    for down in downs:
+        for up in ups:
             vals = []
             for item in bench:
                 lr = RESAMPLERS[down](item.hr, 1 / scale)

@@ -228,3 +228,15 @@ def dataset_sizes(images: list[HRImage]) -> dict:
 def hr_paths(name: str, root=None) -> list[Path]:
     hr = find_dataset(name, root)
     return list_images(hr) if hr else []
+
+
+def modcrop_loss(images: list[HRImage], scale: int) -> dict:
+    """How many pixels the mod-``scale`` crop removes from ``images`` (rows, columns, share)."""
+    rows = sum(im.hr.shape[0] % scale for im in images)
+    cols = sum(im.hr.shape[1] % scale for im in images)
+    total = sum(im.hr.shape[0] * im.hr.shape[1] for im in images)
+    kept = sum((im.hr.shape[0] - im.hr.shape[0] % scale) * (im.hr.shape[1] - im.hr.shape[1] % scale)
+               for im in images)
+    return {"scale": scale, "images cropped": sum(bool(im.hr.shape[0] % scale or im.hr.shape[1] % scale)
+                                                   for im in images),
+            "rows removed": rows, "columns removed": cols, "pixels removed (%)": 100 * (1 - kept / total)}

@@ -60,3 +60,32 @@ def crop(img: np.ndarray, top: int, left: int, size: int, scale: int = 1) -> np.
     """A ``size``-pixel square of an HR-resolution image, or its LR counterpart when ``scale`` > 1."""
     t, l, s = top // scale, left // scale, size // scale
     return img[t : t + s, l : l + s]
+
+
+def busiest_crop(img: np.ndarray, size: int, step: int = 16) -> tuple[int, int]:
+    """(top, left) of the ``size`` square with the most gradient energy (a crop worth showing)."""
+    g = np.abs(np.diff(img.astype(np.float32).mean(axis=2), axis=1))[:-1] + \
+        np.abs(np.diff(img.astype(np.float32).mean(axis=2), axis=0))[:, :-1]
+    best, where = -1.0, (0, 0)
+    for t in range(0, max(1, g.shape[0] - size), step):
+        for left in range(0, max(1, g.shape[1] - size), step):
+            e = float(g[t : t + size, left : left + size].sum())
+            if e > best:
+                best, where = e, (t, left)
+    return where
+
+
+def degradation_crops(item, scale: int, size: int = 96, upscalers: dict | None = None) -> dict:
+    """{label: crop} of one BenchmarkItem: HR, the LR (pixel-replicated), and each upscaler's output."""
+    from ..evaluate import upscale
+    from ..data.colour import to_uint8
+
+    size -= size % scale
+    top, left = busiest_crop(item.hr, size)
+    top, left = top - top % scale, left - left % scale
+    out = {"HR": crop(item.hr, top, left, size),
+           f"LR (x1/{scale}, shown x{scale})": np.kron(crop(item.lr, top, left, size, scale),
+                                                       np.ones((scale, scale, 1), np.uint8))}
+    for label, model in (upscalers or {}).items():
+        out[label] = crop(to_uint8(upscale(model, item.lr)), top, left, size)
+    return out
