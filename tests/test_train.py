@@ -224,7 +224,8 @@ def test_cosine_restarts_uses_torch_scheduler(tmp_path):
 
 # ---- checkpoints --------------------------------------------------------------------------
 def test_checkpoint_loads_weights_only(tmp_path):
-    trainer = train_model(tiny_model(), PairData(), tiny_config(steps=4, checkpoint_every=2, ema=0.5), tmp_path)
+    cfg = tiny_config(steps=4, checkpoint_every=2, ema=0.5)
+    trainer = train_model(tiny_model(), PairData(), cfg, tmp_path)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["step"] == 4 and ckpt["ema"] is not None
     assert {"model", "optimizer", "scheduler", "sampler", "rng", "config"} <= set(ckpt)

@@ -75,7 +75,8 @@ def load_checkpoint(path: str | Path) -> dict:
     """Load a trainer checkpoint with ``weights_only=True``; clear error if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise TrainCheckpointError(f"checkpoint {path} does not exist; check the path or train without resume")
+        raise TrainCheckpointError(
+            f"checkpoint {path} does not exist; check the path or train without resume")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -25,7 +25,8 @@ from .ema import EMA
 from .logs import RunLog
 from .precision import autocast, resolve_channels_last, resolve_device, resolve_precision
 from .sampler import SeededBatchSampler
-from .state import FORMAT, TrainCheckpointError, atomic_save, load_checkpoint, rng_state, seed_everything, set_rng_state
+from .state import (FORMAT, TrainCheckpointError, atomic_save, load_checkpoint, rng_state,
+                    seed_everything, set_rng_state)
 
 LOSSES = {"l1": nn.functional.l1_loss, "mse": nn.functional.mse_loss}
 
@@ -52,7 +53,8 @@ class Trainer:
             on rank 0 under ``no_grad`` in eval mode every ``validate_every`` steps, with the
             EMA model when ``config.ema`` is set; ``best.pt`` keeps the best ``'psnr'``.
 
-    ``hooks`` is a list of ``fn(trainer)`` called after every step (tests, custom logging).
+    Construction seeds python, numpy and torch with ``config.seed`` and, under torchrun, joins
+    the process group. ``hooks`` is a list of ``fn(trainer)`` called after every step.
     """
 
     def __init__(self, model: nn.Module, train_set: Dataset, config: TrainConfig,
