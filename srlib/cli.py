@@ -3,6 +3,7 @@
     srlib evaluate --model bicubic --dataset Set5 --scale 4 --format json
     srlib data list
     srlib data download Set5
+    srlib train --model awsrn-s --scale 4 --profile quick [--resume]
     srlib models
     srlib reproduce --profile quick [--only 01,02]
 """
@@ -94,6 +95,31 @@ def cmd_data_download(args) -> int:
     return 0
 
 
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a registered model with a profile's recipe")
+    p.add_argument("--model", required=True)
+    p.add_argument("--scale", type=int, required=True)
+    p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--out", help="output folder (default results/<profile>/checkpoints/<model>_x<scale>)")
+    p.add_argument("--steps", type=int, help="override the profile's number of iterations")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (slow first step)")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from .train import train_sr
+
+    over = {k: v for k, v in dict(steps=args.steps, precision=args.precision, device=args.device,
+                                  compile=args.compile or None).items() if v is not None}
+    t = train_sr(args.model, args.scale, args.profile, out_dir=args.out, resume=args.resume, **over)
+    print(f"trained {args.model} x{args.scale} to step {t.step}: {t.metrics or 'no validation'}; "
+          f"checkpoints in {t.out_dir / 'checkpoints'}")
+    return 0
+
+
 def _add_models(sub):
     p = sub.add_parser("models", help="list the upscalers srlib can build")
     p.set_defaults(func=cmd_models)
@@ -125,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srlib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_evaluate, _add_data, _add_models, _add_reproduce):
+    for add in (_add_evaluate, _add_train, _add_data, _add_models, _add_reproduce):
         add(sub)
     return parser
 

@@ -11,6 +11,7 @@ from .precision import cpu_supports_bf16
 from .sampler import SeededBatchSampler
 from .state import TrainCheckpointError, load_checkpoint
 from .trainer import Trainer, build_scheduler, train_model
+from .recipes import make_validator, profile_config, train_sr
 
 __all__ = [
     "EMA",
@@ -21,5 +22,8 @@ __all__ = [
     "build_scheduler",
     "cpu_supports_bf16",
     "load_checkpoint",
+    "make_validator",
+    "profile_config",
     "train_model",
+    "train_sr",
 ]
