@@ -1,6 +1,7 @@
 """The ``srlib`` command.
 
     srlib evaluate --model bicubic --dataset Set5 --scale 4 --format json
+    srlib upscale IN OUT --model NAME --scale S [--checkpoint F] [--tile N] [--self-ensemble]
     srlib data list
     srlib data download Set5
     srlib train --model awsrn-s --scale 4 --profile quick [--resume]
@@ -62,6 +63,38 @@ def cmd_evaluate(args) -> int:
         print(summary.to_markdown(index=False, floatfmt=".4f"))
         for ds, src in source.items():
             print(f"{ds}: {src}")
+    return 0
+
+
+def _add_upscale(sub):
+    p = sub.add_parser("upscale", help="upscale an image or a folder of images")
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("output", help="the output file (PNG) or folder")
+    p.add_argument("--model", required=True)
+    p.add_argument("--scale", type=int, required=True)
+    p.add_argument("--checkpoint", help="weights file (loaded with weights_only=True)")
+    p.add_argument("--tile", type=int, help="LR tile size in pixels (bounded memory); default: whole image")
+    p.add_argument("--overlap", type=int, default=16, help="LR context pixels around each tile")
+    p.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA, or CPUs with native bf16)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_upscale)
+
+
+def cmd_upscale(args) -> int:
+    from .evaluate import build_upscaler
+    from .inference import prepare, upscale_path
+
+    model = build_upscaler(args.model, args.scale, args.checkpoint)
+    if any(True for _ in model.parameters()):
+        model = prepare(model, channels_last=args.device == "cpu")
+    model = model.to(args.device)
+    written = upscale_path(model, args.input, args.output, args.scale, force=args.force,
+                           progress=sys.stderr.isatty(), device=args.device, tile=args.tile,
+                           overlap=args.overlap, ensemble=args.self_ensemble,
+                           precision="bf16" if args.bf16 else "fp32")
+    print(f"wrote {len(written)} image(s): {written[0]}" + (" ..." if len(written) > 1 else ""))
     return 0
 
 
@@ -151,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srlib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_evaluate, _add_train, _add_data, _add_models, _add_reproduce):
+    for add in (_add_evaluate, _add_train, _add_upscale, _add_data, _add_models, _add_reproduce):
         add(sub)
     return parser
 
