@@ -204,3 +204,31 @@ def resampler_study(dataset: str = "Set5", scale: int = 4, root=None, max_images
     df = pd.DataFrame(rows)
     df.attrs["data_source"] = bench.source
     return df
+
+
+def complexity_table(names: Iterable[str], scale: int = 4, out_hw: tuple[int, int] = (720, 1280),
+                     lr_hw: tuple[int, int] = (192, 256), repeats: int = 5, device: str = "cpu",
+                     progress: bool = True) -> pd.DataFrame:
+    """Params (exact), Multi-Adds at an ``out_hw`` output, peak memory and median run time.
+
+    Memory and time are measured on one forward pass over a (1, 3, *lr_hw) input (the default is
+    an Urban100-sized 1024x768 output at x4) with the inference form of each model (weight norm
+    folded, ``torch.inference_mode``); weights are random, which does not change any column.
+    """
+    from .complexity import count_params, multi_adds, peak_memory, time_forward
+    from .inference import prepare
+
+    rows = []
+    for name in tqdm(list(names), desc="complexity", disable=not progress):
+        torch.manual_seed(0)
+        model = build_upscaler(name, scale).eval()
+        row = {"model": name, "scale": scale, "params": count_params(model),
+               "multi_adds_G": multi_adds(model, scale, out_hw) / 1e9}
+        fast = prepare(model).to(device)
+        with torch.inference_mode():
+            row["memory_MB"] = peak_memory(fast, lr_hw) / 2**20
+            row[f"{device}_seconds"] = time_forward(fast, lr_hw, repeats=repeats)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df.attrs.update(out_hw=out_hw, lr_hw=lr_hw, device=device)
+    return df
