@@ -28,6 +28,8 @@ def _add_evaluate(sub):
     p.add_argument("--checkpoint", help="weights file for a model (loaded with weights_only=True)")
     p.add_argument("--gray-rule", choices=("rgb", "y"), default="rgb",
                    help="single-channel files: copy to RGB then Y (default), or measure the gray values")
+    p.add_argument("--y", choices=("rounded", "float"), default="rounded",
+                   help="Y rounded to 8 bits as MATLAB (default) or kept in float as BasicSR-style code")
     p.add_argument("--max-images", type=int, help="evaluate only the first N images of each set")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-fallback", action="store_true",
@@ -44,17 +46,18 @@ def cmd_evaluate(args) -> int:
     scales = [int(s) for s in _csv(args.scale)]
     df = evaluate(args.model, _csv(args.dataset), scales, checkpoint=args.checkpoint,
                   gray_rule=args.gray_rule, max_images=args.max_images, device=args.device,
+                  round_y=args.y == "rounded",
                   fallback=not args.no_fallback, progress=sys.stderr.isatty())
     summary = summarize(df)
     source = df.attrs["data_source"]
     if args.out:
-        prov = provenance(device=args.device, data_source=source, gray_rule=args.gray_rule,
+        prov = provenance(device=args.device, data_source=source, gray_rule=args.gray_rule, y=args.y,
                           checkpoint=args.checkpoint)
         write_table(df, args.out + "_images", prov)
         write_table(summary, args.out, prov)
     if args.format == "json":
         rows = [{**{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()},
-                 "data_source": source[r["dataset"]], "gray_rule": args.gray_rule,
+                 "data_source": source[r["dataset"]], "gray_rule": args.gray_rule, "y": args.y,
                  "checkpoint": args.checkpoint} for r in summary.to_dict("records")]
         print(json.dumps(rows[0] if len(rows) == 1 else {"results": rows}, indent=2))
     elif args.format == "csv":

@@ -75,7 +75,7 @@ def _as_factory(upscaler, checkpoint=None) -> Callable[[int], nn.Module]:
 
 
 def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", device: str = "cpu",
-                 progress: bool = True, label: str = "") -> list[dict]:
+                 progress: bool = True, label: str = "", round_y: bool = True) -> list[dict]:
     """Per-image rows (image, psnr, ssim, seconds) of ``model`` on one benchmark at one scale."""
     if gray_rule not in GRAY_RULES:
         raise ValueError(f"gray_rule must be one of {GRAY_RULES}, got {gray_rule!r}")
@@ -90,18 +90,20 @@ def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", 
                                f"expected {item.hr.shape[:2]} (x{s} of {item.lr.shape[:2]})")
         hr = to_tensor(item.hr)
         as_gray = gray_rule == "y" and item.gray
-        p, q = psnr_ssim_torch(sr, hr, s, True, as_gray)
+        p, q = psnr_ssim_torch(sr, hr, s, True, as_gray, round_y)
         rows.append({"image": item.name, "psnr": p.item(), "ssim": q.item(), "seconds": secs})
     return rows
 
 
 def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int] = (4,),
              name: str | None = None, checkpoint=None, root=None, gray_rule: str = "rgb", max_images: int | None = None,
-             device: str = "cpu", fallback: bool = True, progress: bool = True) -> pd.DataFrame:
+             device: str = "cpu", fallback: bool = True, progress: bool = True,
+             round_y: bool = True) -> pd.DataFrame:
     """Evaluate ``upscaler`` (a name, a module, or a callable ``scale -> module``).
 
     ``checkpoint`` (with a name) is loaded into the model at every scale; ``max_images``
-    takes the first images of each set; ``gray_rule`` is 'rgb' or 'y' (see srlib.metrics).
+    takes the first images of each set; ``gray_rule`` is 'rgb' or 'y' and ``round_y`` rounds Y
+    to 8 bits as MATLAB does (False: float Y, as BasicSR-style code); see srlib.metrics.
 
     Returns one row per (dataset, scale, image) with columns
     ``model, dataset, scale, image, psnr, ssim, seconds, source``; ``df.attrs`` carries
@@ -117,10 +119,11 @@ def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int
         for ds in datasets:
             bench = BenchmarkSet(ds, s, root=root, fallback=fallback, max_images=max_images)
             sources[bench.name] = bench.source
-            for r in evaluate_set(model, bench, gray_rule, device, progress, f"{name} {bench.name} x{s}"):
+            label = f"{name} {bench.name} x{s}"
+            for r in evaluate_set(model, bench, gray_rule, device, progress, label, round_y):
                 rows.append({"model": name, "dataset": bench.name, "scale": s, **r, "source": bench.source})
     df = pd.DataFrame(rows)
-    df.attrs.update(gray_rule=gray_rule, data_source=sources, device=device)
+    df.attrs.update(gray_rule=gray_rule, round_y=round_y, data_source=sources, device=device)
     return df
 
 

@@ -6,6 +6,10 @@
 - SSIM as Wang et al.'s ``ssim_index.m``: 11x11 Gaussian window (sigma 1.5), K1 0.01,
   K2 0.03, L 255, 'valid' filtering, mean of the map.
 
+Y rounding. MATLAB-based evaluation (the published bicubic rows, EDSR's scripts) rounds Y to
+8 bits; BasicSR-style Python evaluation (used by e.g. PAN's logs) keeps Y in float. The two
+differ by up to ~0.03 dB (more at x2); ``round_y=False`` selects the float variant.
+
 Gray images. A single-channel array (H, W) is taken as the luminance itself. For RGB arrays
 whose *file* was gray, ``as_gray=True`` measures the normalised luma
 ``(65.481 R + 128.553 G + 24.966 B) / 219`` (equal to the gray value when R = G = B) instead
@@ -29,29 +33,35 @@ import torch
 _Y_INT = (65481, 128553, 24966)
 
 
-def _luma_torch(x: torch.Tensor, y_channel: bool, as_gray) -> torch.Tensor:
+def _luma_torch(x: torch.Tensor, y_channel: bool, as_gray, round_y: bool = True) -> torch.Tensor:
     """Float RGB in [0, 1] (N, C, H, W) -> the 8-bit channels measured, as float64.
 
     Integer arithmetic makes the rounding exact (MATLAB rounds half away from zero):
     Y = round(16 + S / 255000), gray = round(S / 219000), S = 65481 R + 128553 G + 24966 B.
+    ``round_y=False`` keeps Y unrounded (BasicSR-style Python evaluation).
     """
     x8 = x.detach().clamp(0, 1).mul(255).round_().to(torch.int32)
     if x8.shape[1] == 1 or not y_channel:
         return x8.to(torch.float64)
     w = torch.tensor(_Y_INT, dtype=torch.int32, device=x.device).view(1, 3, 1, 1)
     lin = (x8 * w).sum(dim=1, keepdim=True, dtype=torch.int32)
-    y = torch.div(lin + (16 * 255000 + 127500), 255000, rounding_mode="floor")
+    if not round_y:
+        lin = lin.to(torch.float64)
+        y = 16.0 + lin / 255000
+    else:
+        y = torch.div(lin + (16 * 255000 + 127500), 255000, rounding_mode="floor")
     if as_gray is not None and as_gray is not False:
-        gray = torch.div(lin + 109500, 219000, rounding_mode="floor")
+        gray = torch.div(lin + 109500, 219000, rounding_mode="floor") if round_y else lin / 219000
         sel = torch.as_tensor(as_gray, device=x.device).view(-1, 1, 1, 1)
         y = torch.where(sel, gray, y)
     return y.to(torch.float64)
 
 
-def _prepare_torch(x: torch.Tensor, crop_border: int, y_channel: bool, as_gray) -> torch.Tensor:
+def _prepare_torch(x: torch.Tensor, crop_border: int, y_channel: bool, as_gray,
+                   round_y: bool = True) -> torch.Tensor:
     if crop_border:
         x = x[..., crop_border:-crop_border, crop_border:-crop_border]
-    return _luma_torch(x, y_channel, as_gray)
+    return _luma_torch(x, y_channel, as_gray, round_y)
 
 
 def _check_pair(sr, hr, crop_border):
@@ -68,11 +78,11 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def psnr_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
-               as_gray=False) -> torch.Tensor:
+               as_gray=False, round_y: bool = True) -> torch.Tensor:
     """Per-image PSNR (N,) of float batches in [0, 1]; ``as_gray`` may be a bool per image."""
     _check_pair(sr, hr, crop_border)
-    return _psnr(_prepare_torch(sr, crop_border, y_channel, as_gray),
-                 _prepare_torch(hr, crop_border, y_channel, as_gray))
+    return _psnr(_prepare_torch(sr, crop_border, y_channel, as_gray, round_y),
+                 _prepare_torch(hr, crop_border, y_channel, as_gray, round_y))
 
 
 @lru_cache(maxsize=8)
@@ -124,19 +134,19 @@ def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
-               as_gray=False) -> torch.Tensor:
+               as_gray=False, round_y: bool = True) -> torch.Tensor:
     """Per-image SSIM (N,); several channels (``y_channel=False``) are averaged."""
     _check_pair(sr, hr, crop_border)
-    return _ssim(_prepare_torch(sr, crop_border, y_channel, as_gray),
-                 _prepare_torch(hr, crop_border, y_channel, as_gray))
+    return _ssim(_prepare_torch(sr, crop_border, y_channel, as_gray, round_y),
+                 _prepare_torch(hr, crop_border, y_channel, as_gray, round_y))
 
 
 def psnr_ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
-                    as_gray=False) -> tuple[torch.Tensor, torch.Tensor]:
+                    as_gray=False, round_y: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Both metrics at the cost of one colour conversion: ``(psnr (N,), ssim (N,))``."""
     _check_pair(sr, hr, crop_border)
-    a = _prepare_torch(sr, crop_border, y_channel, as_gray)
-    b = _prepare_torch(hr, crop_border, y_channel, as_gray)
+    a = _prepare_torch(sr, crop_border, y_channel, as_gray, round_y)
+    b = _prepare_torch(hr, crop_border, y_channel, as_gray, round_y)
     return _psnr(a, b), _ssim(a, b)
 
 
@@ -149,15 +159,17 @@ def _as_batch(img: np.ndarray, name: str) -> torch.Tensor:
 
 
 def psnr(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = True,
-         as_gray: bool = False) -> float:
+         as_gray: bool = False, round_y: bool = True) -> float:
     """PSNR (dB) of two uint8 images by the protocol above."""
-    return float(psnr_torch(_as_batch(sr, "sr"), _as_batch(hr, "hr"), crop_border, y_channel, as_gray)[0])
+    return float(psnr_torch(_as_batch(sr, "sr"), _as_batch(hr, "hr"), crop_border, y_channel, as_gray,
+                            round_y)[0])
 
 
 def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = True,
-         as_gray: bool = False) -> float:
+         as_gray: bool = False, round_y: bool = True) -> float:
     """SSIM of two uint8 images by the protocol above."""
-    return float(ssim_torch(_as_batch(sr, "sr"), _as_batch(hr, "hr"), crop_border, y_channel, as_gray)[0])
+    return float(ssim_torch(_as_batch(sr, "sr"), _as_batch(hr, "hr"), crop_border, y_channel, as_gray,
+                            round_y)[0])
 
 
 def mse_to_psnr(mse: float, peak: float = 255.0) -> float:

@@ -100,3 +100,10 @@ def test_ssim_needs_an_11px_window():
     a = np.zeros((14, 14, 3), np.uint8)
     with pytest.raises(ValueError, match="11x11"):
         ssim(a, a, 2)
+
+
+def test_float_y_keeps_the_fraction():
+    hr = np.zeros((16, 16, 3), np.uint8)
+    sr = np.full((16, 16, 3), 10, np.uint8)
+    # unrounded: Y differs by 219 * 10 / 255 = 8.588...
+    assert psnr(sr, hr, 2, round_y=False) == pytest.approx(10 * math.log10(255**2 / (2190 / 255) ** 2), abs=1e-9)
