@@ -194,36 +194,17 @@ def test_every_official_model_beats_bicubic_on_a_crop(weights_dir, data_dir):
         assert psnr(sr, hr, scale) > bicubic + 1.0, (name, scale)
 
 
-def _unrounded_y_psnr_ssim(sr: np.ndarray, hr: np.ndarray, s: int) -> tuple[float, float]:
-    """Y of BT.601 in float, not rounded to 8 bits (mmsr/BasicSR; PAN's log; README check)."""
-    from srlib.data import rgb_to_y
-    from srlib.metrics import ssim_map
-
-    y = [rgb_to_y(torch.from_numpy(a).permute(2, 0, 1)[None].double() / 255)[..., s:-s, s:-s]
-         for a in (sr, hr)]
-    mse = float((y[0] - y[1]).pow(2).mean())
-    return 10 * np.log10(255**2 / mse), float(ssim_map(*y).mean())
-
-
 @pytest.fixture(scope="module")
 def set5_x4(weights_dir, data_dir):
-    """Per model: mean (PSNR, SSIM) with rounded Y (srlib.metrics) and with unrounded Y."""
-    from srlib.data import imresize, load_image, modcrop
-    from srlib.metrics import psnr, ssim
+    """Per model: mean (PSNR, SSIM) through srlib.evaluate with rounded Y, then with float Y."""
+    from srlib.evaluate import evaluate, summarize
 
-    files = sorted((data_dir / "Set5" / "HR").glob("*.png"))
-    if len(files) != 5:
-        pytest.skip(f"{data_dir / 'Set5' / 'HR'} should hold the 5 Set5 images")
-    hrs = [modcrop(load_image(f), 4) for f in files]
-    lrs = [imresize(hr, 1 / 4) for hr in hrs]
     out = {}
     for name in SET5_X4:
         model = load_pretrained(name, 4)
-        rows = []
-        for hr, lr in zip(hrs, lrs):
-            sr = _sr_uint8(model, lr)
-            rows.append((psnr(sr, hr, 4), ssim(sr, hr, 4), *_unrounded_y_psnr_ssim(sr, hr, 4)))
-        out[name] = np.mean(rows, axis=0)
+        rows = [summarize(evaluate(model, ["Set5"], [4], name=name, progress=False, fallback=False,
+                                   round_y=r)) for r in (True, False)]
+        out[name] = np.array([rows[0].psnr.item(), rows[0].ssim.item(), rows[1].psnr.item(), rows[1].ssim.item()])
     return out
 
 
@@ -246,3 +227,26 @@ def test_set5_x4_rounded_y_protocol(name, set5_x4):
     """srlib.metrics rounds Y to 8 bits (MATLAB rgb2ycbcr on uint8): ~0.02 dB lower here."""
     p8, s8, p, s = set5_x4[name]
     assert 0.0 < p - p8 < 0.04 and abs(s - s8) < 0.002
+
+
+@pytest.mark.weights
+@pytest.mark.data
+@pytest.mark.parametrize("name,published", [("pan", (38.00, 0.9605)), ("imdn", (38.00, 0.9605))])
+def test_set5_x2_float_y_matches_published(name, published, weights_dir, data_dir):
+    """At x2 the Y convention matters most: float Y (the papers' own) lands within 0.03 dB."""
+    from srlib.evaluate import evaluate, summarize
+
+    m = summarize(evaluate(load_pretrained(name, 2), ["Set5"], [2], name=name, progress=False,
+                           fallback=False, round_y=False))
+    assert abs(m.psnr.item() - published[0]) < 0.03 and abs(m.ssim.item() - published[1]) < 0.001
+
+
+@pytest.mark.parametrize("name,counts", [("edsr-baseline", (1_369_859, 1_554_499, 1_517_571)),
+                                         ("rdn", (22_123_395, 22_308_035, 22_271_107))])
+def test_edsr_baseline_and_rdn_parameter_counts(name, counts):
+    # EDSR-baseline: the counts of the official EDSR-PyTorch model (1.5M at x4);
+    # RDN: configuration B (D=16, C=8, G=64), 22.3M as in the paper's comparisons
+    for scale, n in zip((2, 3, 4), counts):
+        model = build_model(name, scale)
+        assert count_parameters(model) == n
+        assert model(torch.rand(1, 3, 6, 5)).shape == (1, 3, 6 * scale, 5 * scale)

@@ -44,4 +44,13 @@ ZOO_ENTRIES: dict[str, ModelEntry] = {
         description="RFDN, AIM 2020 challenge model (Liu et al., ECCVW 2020): residual feature "
         "distillation + ESA",
     ),
+    # no official weights staged: measured with random weights in the complexity table
+    "edsr-baseline": ModelEntry(
+        module=_Z + "edsr", cls="EDSR", scales=(2, 3, 4), config={"n_resblocks": 16, "nf": 64},
+        description="EDSR-baseline (Lim et al., CVPRW 2017): 16 residual blocks, 64 channels (no weights here)",
+    ),
+    "rdn": ModelEntry(
+        module=_Z + "rdn", cls="RDN", scales=(2, 3, 4), config={"g0": 64, "d": 16, "c": 8, "g": 64},
+        description="RDN (Zhang et al., CVPR 2018): 16 residual dense blocks (no weights here)",
+    ),
 }
