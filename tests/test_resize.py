@@ -113,3 +113,14 @@ def test_batched_float_runs_on_every_image():
     out = imresize(x, 1 / 2)
     assert out.shape == (4, 3, 10, 10) and out.dtype == torch.float32
     assert torch.allclose(out[2], imresize(x[2:3], 1 / 2)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,scale", [((1, 3, 300, 260), 1 / 2), ((2, 1, 261, 333), 1 / 3),
+                                          ((1, 3, 512, 140), 1 / 4), ((1, 3, 200, 400), 0.37)])
+def test_banded_shrink_equals_the_dense_product(shape, scale):
+    from srlib.data.resize import _output_size
+
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    h, w = shape[-2:]
+    dense = resize_weights(h, _output_size(h, scale), scale) @ x @ resize_weights(w, _output_size(w, scale), scale).T
+    assert (imresize(x, scale) - dense).abs().max() < 1e-10
