@@ -51,8 +51,8 @@ PROFILES = {
         validate_every=3, checkpoint_every=3, threads=2,
         notes="code paths only; numbers are meaningless"),
     "quick": Profile(
-        "quick", train_dataset="T91", lr_patch=32, batch_size=16, steps=3000, lr=1e-3, lr_step=1000,
-        validate_every=500, checkpoint_every=500, threads=2,
+        "quick", train_dataset="T91", lr_patch=32, batch_size=16, steps=1200, lr=1e-3, lr_step=800,
+        validate_every=200, checkpoint_every=200, threads=2,
         notes="a few CPU minutes per model on T91; full benchmark evaluation"),
     "full": Profile(
         "full", eval_scales=(2, 3, 4), train_dataset="DIV2K", lr_patch=48, batch_size=16,
