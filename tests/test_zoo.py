@@ -46,7 +46,7 @@ def _dir(var: str) -> Path:
     value = os.environ.get(var)
     if not value or not Path(value).is_dir():
         pytest.skip(f"{var} not set to an existing folder; set it to run this test "
-                    f"(e.g. {var}=/work/shared/{'pretrained' if 'WEIGHTS' in var else 'datasets'})")
+                    f"(e.g. {var}=../shared/{'pretrained' if 'WEIGHTS' in var else 'datasets'})")
     return Path(value)
 
 
