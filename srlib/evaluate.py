@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .data.colour import to_tensor
 from .data.datasets import BenchmarkSet
+from .inference import forward
 from .metrics import psnr_ssim_torch
 from .provenance import atomic_write_text, provenance
 
@@ -54,10 +55,7 @@ def build_upscaler(name: str, scale: int, checkpoint: str | Path | None = None) 
 
 def upscale(model: nn.Module, lr: np.ndarray, device: str = "cpu") -> torch.Tensor:
     """Run ``model`` on a uint8 LR image; returns float (1, 3, H, W) on the CPU, clamped to [0, 1]."""
-    x = to_tensor(lr).to(device)
-    with torch.inference_mode():
-        y = model(x)
-        return y.float().clamp(0, 1).cpu()
+    return forward(model, to_tensor(lr).to(device)).clamp(0, 1).cpu()
 
 
 def _as_factory(upscaler, checkpoint=None) -> Callable[[int], nn.Module]:

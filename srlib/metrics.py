@@ -23,7 +23,6 @@ of float RGB in [0, 1] holding 8-bit values and return one value per image.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -171,6 +170,3 @@ def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = Tru
     return float(ssim_torch(_as_batch(sr, "sr"), _as_batch(hr, "hr"), crop_border, y_channel, as_gray,
                             round_y)[0])
 
-
-def mse_to_psnr(mse: float, peak: float = 255.0) -> float:
-    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)

@@ -2,7 +2,6 @@
 import hashlib
 import http.server
 import threading
-import warnings
 
 import numpy as np
 import pytest

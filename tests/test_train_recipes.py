@@ -1,7 +1,6 @@
 """The profile recipe behind `srlib train`: data, validation by the protocol, provenance."""
 import json
 
-import pytest
 import torch
 
 from srlib.cli import main

@@ -6,7 +6,6 @@ Weight and data tests need SRLIB_WEIGHTS_DIR (layout of shared/pretrained) and S
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -40,24 +39,6 @@ SET5_X4 = {
 # The released CARN-M file is a re-upload that differs from the paper's model: the README
 # measures it 0.04 dB below the paper at Set5 x4, so the paper comparison gets 0.05 dB there.
 PUBLISHED_TOL = {"pan": 0.03, "imdn": 0.03, "carn-m": 0.05}
-
-
-def _dir(var: str) -> Path:
-    value = os.environ.get(var)
-    if not value or not Path(value).is_dir():
-        pytest.skip(f"{var} not set to an existing folder; set it to run this test "
-                    f"(e.g. {var}=../shared/{'pretrained' if 'WEIGHTS' in var else 'datasets'})")
-    return Path(value)
-
-
-@pytest.fixture(scope="module")
-def weights_dir() -> Path:
-    return _dir("SRLIB_WEIGHTS_DIR")
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    return _dir("SRLIB_DATA_DIR")
 
 
 def _weights(name: str, scale: int) -> Path:
@@ -175,10 +156,10 @@ def test_missing_weights_dir_says_what_to_do(monkeypatch):
 
 
 def _sr_uint8(model, lr: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
-    with torch.no_grad():
-        y = model(x).clamp(0, 1)[0].permute(1, 2, 0)
-    return (y * 255).round().to(torch.uint8).numpy()
+    from srlib.data import to_uint8
+    from srlib.evaluate import upscale
+
+    return to_uint8(upscale(model, lr))
 
 
 @pytest.mark.weights

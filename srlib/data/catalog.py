@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .io import list_images
@@ -225,8 +226,6 @@ def _fetch_files(info: DatasetInfo, staging: Path) -> None:
     for url, fname, sha in tqdm(info.files, desc=info.name, unit="img", disable=None):
         if url.endswith(".bmp"):
             raw = download_file(url, staging / (fname[:-4] + ".bmp"), sha)
-            from PIL import Image
-
             with Image.open(raw) as im:
                 im.convert("RGB").save(staging / fname)
             raw.unlink()

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .catalog import DatasetNotFoundError, canonical_name, download_dataset, find_dataset, missing_message
+from .catalog import CATALOG, DatasetNotFoundError, canonical_name, download_dataset, find_dataset, missing_message
 from .colour import modcrop
 from .io import list_images, load_image
 from .resize import imresize
@@ -97,8 +97,6 @@ def _read_folder(hr_dir: Path, max_images: int | None) -> list[HRImage]:
 
 
 def _catalog_names() -> set:
-    from .catalog import CATALOG
-
     return set(CATALOG)
 
 
@@ -110,8 +108,6 @@ def _display_name(name: str) -> str:
 
 
 def _is_train(name: str) -> bool:
-    from .catalog import CATALOG
-
     try:
         return CATALOG[canonical_name(name)].role == "train"
     except KeyError:
@@ -223,11 +219,6 @@ def dataset_sizes(images: list[HRImage]) -> dict:
     ws = np.array([im.hr.shape[1] for im in images])
     return {"images": len(images), "min_hw": f"{hs.min()}x{ws.min()}", "max_hw": f"{hs.max()}x{ws.max()}",
             "mean_megapixels": float((hs * ws).mean() / 1e6), "gray_files": int(sum(im.gray for im in images))}
-
-
-def hr_paths(name: str, root=None) -> list[Path]:
-    hr = find_dataset(name, root)
-    return list_images(hr) if hr else []
 
 
 def modcrop_loss(images: list[HRImage], scale: int) -> dict:
