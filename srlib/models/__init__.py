@@ -16,13 +16,19 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """Where a model lives and how it is configured."""
+    """Where a model lives and how it is configured.
+
+    ``train`` holds the model's own :class:`~srlib.train.TrainConfig` overrides (e.g. its
+    paper's loss and lr); :func:`srlib.train.train_sr` applies them over the profile's recipe
+    and under the caller's overrides.
+    """
 
     module: str  # import path, e.g. "srlib.models.awsrn"
     cls: str  # class name in that module
     scales: tuple[int, ...]
     config: dict = field(default_factory=dict)
     description: str = ""
+    train: dict = field(default_factory=dict)
 
 
 # Paper models. Zoo models (official weights) are merged from ``zoo.ZOO_ENTRIES``.
@@ -51,6 +57,12 @@ ENTRIES: dict[str, ModelEntry] = {
         "srlib.models.awsrn", "AWSRN", (2, 3, 4),
         dict(n_feats=32, block_feats=128, n_lfb=4, n_awru=4, bam=True),
         "AWSRN with balanced attention (super-image awsrn-bam; Wang et al. 2021), no mean shift",
+    ),
+    "cnn": ModelEntry(
+        "srlib.models.cnn", "YanCNN", (2, 3, 4),
+        dict(n_feats=64, n_mapping=6, bn_mapping=False),  # our choice; the paper gives none
+        "Plain CNN (Yan et al. 2024): conv+BN+ReLU, 6 conv+ReLU, sub-pixel conv, global bicubic skip",
+        train=dict(loss="mse", lr=1e-4, schedule="constant"),  # paper Sec. 4.1
     ),
 }
 

@@ -11,7 +11,7 @@ from .precision import cpu_supports_bf16
 from .sampler import SeededBatchSampler
 from .state import TrainCheckpointError, load_checkpoint
 from .trainer import Trainer, build_scheduler, train_model
-from .recipes import make_validator, profile_config, train_sr
+from .recipes import make_validator, model_config, profile_config, train_sr
 
 __all__ = [
     "EMA",
@@ -23,6 +23,7 @@ __all__ = [
     "cpu_supports_bf16",
     "load_checkpoint",
     "make_validator",
+    "model_config",
     "profile_config",
     "train_model",
     "train_sr",

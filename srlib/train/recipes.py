@@ -13,7 +13,7 @@ from torch import nn
 from ..data.colour import to_tensor
 from ..data.datasets import BenchmarkSet, PatchDataset, load_hr_images
 from ..metrics import psnr_ssim_torch
-from ..models import build_model
+from ..models import build_model, get_entry, list_models
 from ..paths import checkpoints_dir
 from ..profiles import get_profile
 from ..provenance import provenance, write_json
@@ -29,6 +29,16 @@ def profile_config(profile, **overrides) -> TrainConfig:
                 validate_every=p.validate_every, log_every=max(1, min(100, p.steps // 20)),
                 seed=p.seed, threads=p.threads)
     return TrainConfig(**{**base, **overrides})
+
+
+def model_config(model_name: str, profile, **overrides) -> TrainConfig:
+    """:func:`profile_config` with the model's registry ``train`` overrides, then ``overrides``.
+
+    E.g. ``cnn`` trains with its paper's MSE loss and constant lr 1e-4; the caller still wins.
+    A name that is not registered (a custom ``model`` passed to :func:`train_sr`) adds nothing.
+    """
+    own = get_entry(model_name).train if model_name in list_models() else {}
+    return profile_config(profile, **{**own, **overrides})
 
 
 def patch_dataset(profile, scale: int, **overrides) -> tuple[PatchDataset, str]:
@@ -62,10 +72,11 @@ def train_sr(model_name: str, scale: int, profile="quick", out_dir=None, resume=
              model: nn.Module | None = None, **overrides) -> Trainer:
     """Train a registered model (or ``model``) with a profile's recipe; returns the Trainer.
 
-    ``overrides`` go to :class:`TrainConfig` (e.g. ``steps=100, precision='fp32'``).
+    ``overrides`` go to :class:`TrainConfig` (e.g. ``steps=100, precision='fp32'``), over the
+    profile's recipe and the model's registry ``train`` overrides (:func:`model_config`).
     """
     p = get_profile(profile)
-    config = profile_config(p, **overrides)
+    config = model_config(model_name, p, **overrides)
     torch.manual_seed(config.seed)
     model = model if model is not None else build_model(model_name, scale)
     data, source = patch_dataset(p, scale, length=config.steps * config.batch_size)
