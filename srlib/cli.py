@@ -22,7 +22,10 @@ def _csv(text: str) -> list[str]:
 
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="mean PSNR/SSIM of an upscaler on benchmarks")
-    p.add_argument("--model", required=True, help="bicubic, bilinear, nearest or a registered model")
+    p.add_argument("--model", required=True,
+                   help="bicubic, bilinear, nearest, ne, sc or a registered model (see `srlib models`)")
+    p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"),
+                   help="training budget and dictionary cache of the learned classical methods (ne, sc)")
     p.add_argument("--dataset", default="Set5", help="one or more, comma-separated (Set5,Set14,B100,Urban100)")
     p.add_argument("--scale", default="4", help="one or more, comma-separated (2,3,4)")
     p.add_argument("--checkpoint", help="weights file for a model (loaded with weights_only=True)")
@@ -46,7 +49,7 @@ def cmd_evaluate(args) -> int:
     scales = [int(s) for s in _csv(args.scale)]
     df = evaluate(args.model, _csv(args.dataset), scales, checkpoint=args.checkpoint,
                   gray_rule=args.gray_rule, max_images=args.max_images, device=args.device,
-                  round_y=args.y == "rounded",
+                  round_y=args.y == "rounded", profile=args.profile,
                   fallback=not args.no_fallback, progress=sys.stderr.isatty())
     summary = summarize(df)
     source = df.attrs["data_source"]

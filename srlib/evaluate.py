@@ -34,16 +34,22 @@ def list_upscalers() -> list[str]:
     return sorted(CLASSICAL) + list_models()
 
 
-def build_upscaler(name: str, scale: int, checkpoint: str | Path | None = None) -> nn.Module:
-    """A classical method or a registered model at ``scale``, with ``checkpoint`` loaded if given."""
-    from .classical import CLASSICAL
+def build_upscaler(name: str, scale: int, checkpoint: str | Path | None = None,
+                   profile: str = "quick") -> nn.Module:
+    """A classical method or a registered model at ``scale``, with ``checkpoint`` loaded if given.
+
+    ``profile`` sets the training budget of the learned classical methods (``ne``, ``sc``) and
+    where their dictionaries are cached; it does not affect the others.
+    """
+    from .classical import CLASSICAL, LEARNED
     from .models import build_model, load_weights
 
     if name in CLASSICAL:
         if checkpoint is not None:
             raise ValueError(f"{name} is a classical method and takes no --checkpoint")
         module, cls = CLASSICAL[name]
-        return getattr(importlib.import_module(module), cls)(scale=scale)
+        kw = {"profile": profile} if name in LEARNED else {}
+        return getattr(importlib.import_module(module), cls)(scale=scale, **kw)
     try:
         model = build_model(name, scale)
     except KeyError:
@@ -58,9 +64,9 @@ def upscale(model: nn.Module, lr: np.ndarray, device: str = "cpu") -> torch.Tens
     return forward(model, to_tensor(lr).to(device)).clamp(0, 1).cpu()
 
 
-def _as_factory(upscaler, checkpoint=None) -> Callable[[int], nn.Module]:
+def _as_factory(upscaler, checkpoint=None, profile="quick") -> Callable[[int], nn.Module]:
     if isinstance(upscaler, str):
-        return lambda s: build_upscaler(upscaler, s, checkpoint)
+        return lambda s: build_upscaler(upscaler, s, checkpoint, profile)
     if checkpoint is not None:
         raise ValueError("pass `checkpoint` with a model name, or load it into the module yourself")
     if isinstance(upscaler, nn.Module):
@@ -96,18 +102,19 @@ def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", 
 def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int] = (4,),
              name: str | None = None, checkpoint=None, root=None, gray_rule: str = "rgb", max_images: int | None = None,
              device: str = "cpu", fallback: bool = True, progress: bool = True,
-             round_y: bool = True) -> pd.DataFrame:
+             round_y: bool = True, profile: str = "quick") -> pd.DataFrame:
     """Evaluate ``upscaler`` (a name, a module, or a callable ``scale -> module``).
 
     ``checkpoint`` (with a name) is loaded into the model at every scale; ``max_images``
     takes the first images of each set; ``gray_rule`` is 'rgb' or 'y' and ``round_y`` rounds Y
     to 8 bits as MATLAB does (False: float Y, as BasicSR-style code); see srlib.metrics.
+    ``profile`` is passed to learned classical methods given by name (``ne``, ``sc``).
 
     Returns one row per (dataset, scale, image) with columns
     ``model, dataset, scale, image, psnr, ssim, seconds, source``; ``df.attrs`` carries
     the settings for :func:`write_table`.
     """
-    factory = _as_factory(upscaler, checkpoint)
+    factory = _as_factory(upscaler, checkpoint, profile)
     name = name or (upscaler if isinstance(upscaler, str) else type(upscaler).__name__.lower())
     rows, sources = [], {}
     for s in scales:

@@ -1,0 +1,152 @@
+"""Patch machinery shared by the example-based methods (neighbour embedding, sparse coding).
+
+Both pre-deep-learning baselines of seed 002 (``002_85103154dfa612b9.txt``, Section 2) work the
+same way, as their originals do:
+
+- only the luminance is super-resolved; Cb and Cr are upscaled by bicubic interpolation;
+- the LR Y image is first enlarged by bicubic interpolation to the HR grid (the "mid" image);
+- LR features are the first- and second-order gradients of the mid image, filters
+  ``[-1, 0, 1]`` and ``[1, 0, -2, 0, 1]`` and their transposes (Chang et al. 2004, Sec. 3.2;
+  Yang et al., TIP 2010, Sec. III-C);
+- patches cover ``3 x 3`` LR pixels, i.e. ``3s x 3s`` on the HR grid, taken every LR pixel
+  (an overlap of 2 LR pixels); the HR patches are averaged where they overlap.
+
+Everything is torch on whole images: patches are gathered with index arithmetic and put back
+with ``index_add_``, no Python loop over patches.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.colour import _OFFSET, _RGB2YCBCR
+from ..data.resize import imresize
+
+LR_PATCH = 3  # patch side in LR pixels
+
+
+def _gradient_kernels() -> torch.Tensor:
+    k = torch.zeros(4, 1, 5, 5, dtype=torch.float64)
+    k[0, 0, 2, 1:4] = torch.tensor([-1.0, 0.0, 1.0])   # first order, along x
+    k[1, 0, 1:4, 2] = torch.tensor([-1.0, 0.0, 1.0])   # first order, along y
+    k[2, 0, 2, :] = torch.tensor([1.0, 0.0, -2.0, 0.0, 1.0])  # second order, along x
+    k[3, 0, :, 2] = torch.tensor([1.0, 0.0, -2.0, 0.0, 1.0])  # second order, along y
+    return k
+
+
+GRADIENTS = _gradient_kernels()
+
+
+def gradient_features(mid: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) mid image -> (N, 4, H, W) gradient maps (zero padding, as MATLAB ``conv2 'same'``)."""
+    return F.conv2d(mid, GRADIENTS.to(mid), padding=2)
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """Float RGB in [0, 1] holding 8-bit values -> YCbCr float64 in [0, 255], rounded as MATLAB."""
+    rgb = (x.double() * 255).round()
+    m = torch.tensor(_RGB2YCBCR, dtype=torch.float64, device=x.device)
+    off = torch.tensor(_OFFSET, dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
+    return (torch.einsum("ij,njhw->nihw", m, rgb) / 255 + off).round()
+
+
+def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """YCbCr float in [0, 255] -> float RGB in [0, 1] (not rounded, not clamped)."""
+    inv = torch.tensor(np.linalg.inv(_RGB2YCBCR) * 255.0, dtype=ycc.dtype, device=ycc.device)
+    off = torch.tensor(_OFFSET, dtype=ycc.dtype, device=ycc.device).view(1, 3, 1, 1)
+    return torch.einsum("ij,njhw->nihw", inv, ycc - off) / 255
+
+
+def grid(length: int, size: int, step: int) -> torch.Tensor:
+    """Top-left corners every ``step`` pixels, the last one flush with the border."""
+    if length < size:
+        raise ValueError(f"an image side of {length} pixels is smaller than the {size}-pixel patch")
+    pos = list(range(0, length - size + 1, step))
+    if pos[-1] != length - size:
+        pos.append(length - size)
+    return torch.tensor(pos)
+
+
+def patch_index(h: int, w: int, size: int, step: int) -> torch.Tensor:
+    """Flat pixel indices (P, size*size) of every patch on the grid, row-major."""
+    ys, xs = grid(h, size, step), grid(w, size, step)
+    d = torch.arange(size)
+    rows = ys[:, None, None, None] + d[None, None, :, None]  # (ny, 1, size, 1)
+    cols = xs[None, :, None, None] + d[None, None, None, :]  # (1, nx, 1, size)
+    return (rows * w + cols).reshape(-1, size * size)
+
+
+def extract(img: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> (P, C*size*size) patches at ``index`` (from :func:`patch_index`)."""
+    c = img.shape[0]
+    flat = img.reshape(c, -1)
+    return flat[:, index].permute(1, 0, 2).reshape(index.shape[0], -1)
+
+
+def overlap_average(patches: torch.Tensor, index: torch.Tensor, h: int, w: int,
+                    fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Put (P, size*size) patches back on an (H, W) image, averaging overlaps.
+
+    Pixels no patch covers take ``fill`` (the grid always covers every pixel, so this is a guard).
+    """
+    acc = torch.zeros(h * w, dtype=patches.dtype, device=patches.device)
+    cnt = torch.zeros(h * w, dtype=patches.dtype, device=patches.device)
+    flat_idx = index.reshape(-1).to(patches.device)
+    acc.index_add_(0, flat_idx, patches.reshape(-1))
+    cnt.index_add_(0, flat_idx, torch.ones_like(patches).reshape(-1))
+    out = acc / cnt.clamp(min=1)
+    if fill is not None:
+        out = torch.where(cnt > 0, out, fill.reshape(-1).to(out))
+    return out.reshape(h, w)
+
+
+def mid_image(y_lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bicubic (MATLAB) enlargement of a float LR image (N, C, h, w), unrounded."""
+    return imresize(y_lr, scale)
+
+
+def training_pairs(images, scale: int, max_pairs: int, seed: int = 0, min_var: float = 10.0,
+                   progress: bool = False):
+    """Patch pairs from HR training images, as the methods see them at test time.
+
+    Each HR image (uint8 RGB) is mod-cropped, degraded by MATLAB ``imresize(., 1/s)`` on uint8
+    (the benchmark protocol), converted to Y, and enlarged again by bicubic. Patches whose HR
+    variance is below ``min_var`` (flat sky, walls) are dropped, as Yang et al.'s code prunes
+    them; then ``max_pairs`` are drawn at random with ``seed``.
+
+    Returns float32 tensors ``(features (P, 4p^2), hr (P, p^2), mid (P, p^2))`` with p = 3s.
+    """
+    from tqdm.auto import tqdm
+
+    from ..data.colour import modcrop
+
+    p = LR_PATCH * scale
+    feats, hrs, mids = [], [], []
+    for im in tqdm(images, desc=f"patch pairs x{scale}", leave=False, disable=not progress):
+        hr_rgb = modcrop(getattr(im, "hr", im), scale)
+        if min(hr_rgb.shape[:2]) < p:
+            continue
+        lr_rgb = imresize(np.ascontiguousarray(hr_rgb), 1 / scale)
+        hr_y = rgb_to_ycbcr(_to_unit(hr_rgb))[:, :1]
+        lr_y = rgb_to_ycbcr(_to_unit(lr_rgb))[:, :1]
+        mid = mid_image(lr_y, scale)
+        feat = gradient_features(mid)
+        h, w = hr_y.shape[-2:]
+        index = patch_index(h, w, p, scale)
+        hr_p = extract(hr_y[0], index)
+        keep = hr_p.var(dim=1) >= min_var
+        feats.append(extract(feat[0], index)[keep].float())
+        hrs.append(hr_p[keep].float())
+        mids.append(extract(mid[0], index)[keep].float())
+    if not feats:
+        raise ValueError(f"no training image is large enough for {p}x{p} patches at x{scale}")
+    feats, hrs, mids = torch.cat(feats), torch.cat(hrs), torch.cat(mids)
+    if feats.shape[0] > max_pairs:
+        pick = torch.from_numpy(np.random.default_rng(seed).choice(feats.shape[0], max_pairs, replace=False))
+        feats, hrs, mids = feats[pick], hrs[pick], mids[pick]
+    return feats, hrs, mids
+
+
+def _to_unit(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).double()[None] / 255

@@ -1,0 +1,189 @@
+"""Neighbour embedding and sparse coding (seed 002's ML and SC baselines), and their patch machinery."""
+import numpy as np
+import pytest
+import torch
+
+from srlib.classical import CLASSICAL
+from srlib.classical.neighbor_embedding import NeighborEmbedding, lle_weights
+from srlib.classical.patches import (extract, grid, overlap_average, patch_index, rgb_to_ycbcr,
+                                     training_pairs, ycbcr_to_rgb)
+from srlib.classical.sparse_coding import SparseCoding, back_projection, gaussian_5x5, lasso_fista
+from srlib.data.colour import rgb2ycbcr, to_tensor
+from srlib.data.resize import imresize
+from srlib.evaluate import build_upscaler, evaluate, list_upscalers
+from srlib.metrics import psnr
+
+
+def textured(h, w, seed, f=(0.21, 0.13)):
+    """A deterministic textured colour image: two gratings, a checkerboard and mild noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    g = 128 + 50 * np.sin(f[0] * x + 0.3 * y) + 40 * np.sin(f[1] * y - 0.2 * x)
+    g += 25 * (((x // 6) + (y // 6)) % 2) + rng.normal(0, 3, (h, w))
+    rgb = np.stack([g, 0.8 * g + 30, 0.6 * g + 50], axis=-1)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+TRAIN = [textured(96, 96, s, (0.2 + 0.02 * s, 0.12 + 0.01 * s)) for s in range(4)]
+TEST = textured(60, 72, 9, (0.23, 0.14))
+
+
+def sr_psnr(model, hr, scale):
+    lr = imresize(hr, 1 / scale)
+    with torch.no_grad():
+        sr = model(to_tensor(lr)).clamp(0, 1)
+    out = sr[0].mul(255).round().byte().permute(1, 2, 0).numpy()
+    return psnr(out, hr, scale), psnr(imresize(lr, scale), hr, scale)
+
+
+# ----- patch machinery -------------------------------------------------------------------------
+def test_grid_covers_the_border():
+    assert grid(10, 3, 2).tolist() == [0, 2, 4, 6, 7]
+    assert grid(9, 3, 3).tolist() == [0, 3, 6]
+    with pytest.raises(ValueError, match="smaller than"):
+        grid(2, 3, 1)
+
+
+def test_extract_then_overlap_average_is_identity():
+    img = torch.rand(1, 13, 11, dtype=torch.float64)
+    index = patch_index(13, 11, 6, 2)
+    patches = extract(img, index)
+    assert patches.shape == (index.shape[0], 36)
+    assert torch.equal(patches[0].reshape(6, 6), img[0, :6, :6])
+    assert torch.allclose(overlap_average(patches, index, 13, 11), img[0])
+
+
+def test_ycbcr_round_trip_and_matlab_y():
+    img = textured(20, 24, 1)
+    ycc = rgb_to_ycbcr(to_tensor(img))
+    assert np.array_equal(ycc[0, 0].numpy().astype(np.uint8), rgb2ycbcr(img))
+    back = ycbcr_to_rgb(ycc)[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+    assert np.abs(back.astype(int) - img.astype(int)).max() <= 2  # Y/Cb/Cr are rounded
+
+
+def test_training_pairs_shapes_and_pruning():
+    feats, hr, mid = training_pairs(TRAIN[:2], 3, max_pairs=500, seed=0)
+    assert feats.shape == (500, 4 * 81) and hr.shape == mid.shape == (500, 81)
+    assert (hr.var(dim=1) >= 10).all()
+    flat = np.full((60, 60, 3), 120, np.uint8)
+    with pytest.raises(ValueError, match="no training image"):
+        training_pairs([flat[:5, :5]], 3, 10)
+    again = training_pairs(TRAIN[:2], 3, max_pairs=500, seed=0)
+    assert torch.equal(again[0], feats)
+
+
+# ----- the solvers, against independent implementations ----------------------------------------
+def test_lle_weights_match_scikit_learn():
+    from sklearn.manifold._locally_linear import barycenter_weights
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 5))
+    nbrs = rng.normal(size=(7, 4, 5))
+    w = lle_weights(torch.from_numpy(x), torch.from_numpy(nbrs))
+    ref = barycenter_weights(x, nbrs.reshape(28, 5), np.arange(28).reshape(7, 4), reg=1e-3)
+    assert np.allclose(w.numpy(), ref, atol=1e-10)
+    assert np.allclose(w.sum(1).numpy(), 1)
+
+
+def test_lasso_fista_matches_scikit_learn():
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(40, 64))
+    d /= np.linalg.norm(d, axis=0)
+    y = rng.normal(size=(6, 40))
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    a = lasso_fista(torch.from_numpy(d), torch.from_numpy(y), 0.1, max_iter=5000, tol=1e-12).numpy()
+    # scikit-learn's Lasso divides the squared error by the number of rows (40)
+    ref = Lasso(alpha=0.1 / 40, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(d, y.T).coef_
+    assert np.abs(a - ref).max() < 1e-6
+    assert 0 < (np.abs(a) > 0).sum(1).mean() < 20  # sparse
+
+
+def test_back_projection_enforces_the_lr_image():
+    lr = torch.rand(1, 1, 12, 14, dtype=torch.float64) * 255
+    sr = imresize(lr, 3) + torch.randn(1, 1, 36, 42, dtype=torch.float64) * 10
+    err = lambda x: (imresize(x, size=(12, 14)) - lr).pow(2).mean().item()
+    assert err(back_projection(sr, lr, 3, iters=20)) < 0.05 * err(sr)
+    k = gaussian_5x5()
+    assert k.shape == (1, 1, 5, 5) and abs(k.sum().item() - 1) < 1e-12 and k[0, 0, 2, 2] == k.max()
+
+
+# ----- the upscalers ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ne(tmp_path_factory):
+    model = NeighborEmbedding(3, profile="smoke", cache_dir=tmp_path_factory.mktemp("ne"), progress=False)
+    return model.fit(TRAIN, "synthetic")
+
+
+@pytest.fixture(scope="module")
+def sc(tmp_path_factory):
+    model = SparseCoding(3, profile="smoke", cache_dir=tmp_path_factory.mktemp("sc"), progress=False)
+    return model.fit(TRAIN, "synthetic")
+
+
+@pytest.mark.parametrize("name", ["ne", "sc"])
+def test_learned_methods_beat_bicubic_on_texture(name, ne, sc):
+    model = {"ne": ne, "sc": sc}[name]
+    ours, bicubic = sr_psnr(model, TEST, 3)
+    assert ours > bicubic + 0.3, (ours, bicubic)
+
+
+@pytest.mark.parametrize("name", ["ne", "sc"])
+def test_shapes_and_batches(name, ne, sc):
+    model = {"ne": ne, "sc": sc}[name]
+    x = torch.stack([to_tensor(TEST[:30, :33])[0], to_tensor(TEST[30:, 39:])[0]])
+    out = model(x)
+    assert out.shape == (2, 3, 90, 99) and out.dtype == torch.float32
+    assert torch.allclose(out[1:], model(x[1:]), atol=1e-5)  # images are independent
+
+
+@pytest.mark.parametrize("cls", [NeighborEmbedding, SparseCoding])
+def test_determinism_with_a_seed(cls, tmp_path):
+    kw = dict(profile="smoke", progress=False, pairs=800)
+    if cls is SparseCoding:
+        kw["atoms"] = 16
+    a = cls(2, cache_dir=tmp_path / "a", seed=3, **kw).fit(TRAIN[:2])
+    b = cls(2, cache_dir=tmp_path / "b", seed=3, **kw).fit(TRAIN[:2])
+    x = to_tensor(imresize(TEST, 1 / 2))
+    assert torch.equal(a(x), b(x))
+    for k in a.arrays:
+        assert torch.equal(a.arrays[k], b.arrays[k])
+
+
+def test_dictionary_is_cached_and_reloaded(tmp_path, monkeypatch):
+    import srlib.data.datasets as ds
+
+    calls = []
+
+    def fake_load(name, *a, **k):
+        calls.append(name)
+        return TRAIN, "synthetic"
+
+    monkeypatch.setattr(ds, "load_hr_images", fake_load)
+    first = NeighborEmbedding(2, profile="smoke", cache_dir=tmp_path, progress=False).ensure_fitted()
+    path = first.cache_path()
+    assert path.is_file() and path.with_suffix(".json").is_file() and calls == ["T91"]
+    second = NeighborEmbedding(2, profile="smoke", cache_dir=tmp_path, progress=False).ensure_fitted()
+    assert calls == ["T91"]  # loaded, not relearned
+    assert torch.equal(second.arrays["low"], first.arrays["low"])
+    assert second.info["train_source"] == "synthetic"
+    other = NeighborEmbedding(2, profile="smoke", cache_dir=tmp_path, progress=False, k=7)
+    assert other.cache_path() != path  # other settings: another file
+
+
+def test_registered_and_evaluated_like_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRLIB_PROJECT_DIR", str(tmp_path))
+    assert {"ne", "sc"} <= set(CLASSICAL) and {"ne", "sc"} <= set(list_upscalers())
+    model = build_upscaler("ne", 2, profile="smoke")
+    assert isinstance(model, NeighborEmbedding) and model.profile == "smoke"
+    assert model.cache_path().is_relative_to(tmp_path / "results" / "smoke")
+    with pytest.raises(TypeError, match="unknown setting"):
+        SparseCoding(2, atom=3)
+    with pytest.raises(ValueError, match="classical method"):
+        build_upscaler("sc", 2, checkpoint="x.pt")
+
+
+def test_evaluate_runs_a_fitted_method(ne):
+    df = evaluate(ne, ["skimage"], [3], max_images=1, progress=False)
+    assert len(df) == 1 and df.psnr.iloc[0] > 15
