@@ -119,6 +119,8 @@ def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int
     rows, sources = [], {}
     for s in scales:
         model = factory(s)
+        if hasattr(model, "ensure_fitted"):  # learn or load a dictionary now, not in image 1's time
+            model.ensure_fitted()
         if isinstance(model, nn.Module):
             model = model.to(device).eval()
         for ds in datasets:

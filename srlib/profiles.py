@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 BENCHMARKS = ("Set5", "Set14", "B100", "Urban100")
+# seed 002 in quick: the slow patch-based methods (ne, sc) see the first images of Urban100 only
+URBAN100_QUICK = 10
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,18 @@ PROFILES = {
         "smoke", eval_datasets=("Set5",), eval_scales=(2, 4), eval_max_images=2,
         train_dataset="T91", lr_patch=16, batch_size=4, steps=6, lr=1e-3, lr_step=4,
         validate_every=3, checkpoint_every=3, threads=2,
-        notes="code paths only; numbers are meaningless"),
+        notes="code paths only; numbers are meaningless",
+        extra=dict(seed002=dict(urban100_images=1, scales=(2, 4)))),
     "quick": Profile(
         "quick", train_dataset="T91", lr_patch=32, batch_size=16, steps=1200, lr=1e-3, lr_step=800,
         validate_every=200, checkpoint_every=200, threads=2,
-        notes="a few CPU minutes per model on T91; full benchmark evaluation"),
+        notes="a few CPU minutes per model on T91; full benchmark evaluation",
+        extra=dict(seed002=dict(urban100_images=URBAN100_QUICK, scales=(2, 4)))),
     "full": Profile(
         "full", eval_scales=(2, 3, 4), train_dataset="DIV2K", lr_patch=48, batch_size=16,
         steps=1_000_000, lr=1e-3, lr_step=200_000, validate_every=10_000, checkpoint_every=10_000,
-        notes="the AWSRN paper's recipe (1000 epochs x 1000 iterations); a GPU box"),
+        notes="the AWSRN paper's recipe (1000 epochs x 1000 iterations); a GPU box",
+        extra=dict(seed002=dict(urban100_images=None, scales=(2, 4), cnn_steps=50_000))),
 }
 
 

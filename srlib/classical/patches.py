@@ -113,7 +113,8 @@ def training_pairs(images, scale: int, max_pairs: int, seed: int = 0, min_var: f
     Each HR image (uint8 RGB) is mod-cropped, degraded by MATLAB ``imresize(., 1/s)`` on uint8
     (the benchmark protocol), converted to Y, and enlarged again by bicubic. Patches whose HR
     variance is below ``min_var`` (flat sky, walls) are dropped, as Yang et al.'s code prunes
-    them; then ``max_pairs`` are drawn at random with ``seed``.
+    them; then ``max_pairs`` are drawn at random with ``seed`` from all that remain, and only
+    those are extracted.
 
     Returns float32 tensors ``(features (P, 4p^2), hr (P, p^2), mid (P, p^2))`` with p = 3s.
     """
@@ -122,30 +123,33 @@ def training_pairs(images, scale: int, max_pairs: int, seed: int = 0, min_var: f
     from ..data.colour import modcrop
 
     p = LR_PATCH * scale
-    feats, hrs, mids = [], [], []
+    maps, candidates = [], []
     for im in tqdm(images, desc=f"patch pairs x{scale}", leave=False, disable=not progress):
         hr_rgb = modcrop(getattr(im, "hr", im), scale)
         if min(hr_rgb.shape[:2]) < p:
             continue
         lr_rgb = imresize(np.ascontiguousarray(hr_rgb), 1 / scale)
-        hr_y = rgb_to_ycbcr(_to_unit(hr_rgb))[:, :1]
-        lr_y = rgb_to_ycbcr(_to_unit(lr_rgb))[:, :1]
-        mid = mid_image(lr_y, scale)
-        feat = gradient_features(mid)
-        h, w = hr_y.shape[-2:]
-        index = patch_index(h, w, p, scale)
-        hr_p = extract(hr_y[0], index)
-        keep = hr_p.var(dim=1) >= min_var
-        feats.append(extract(feat[0], index)[keep].float())
-        hrs.append(hr_p[keep].float())
-        mids.append(extract(mid[0], index)[keep].float())
-    if not feats:
-        raise ValueError(f"no training image is large enough for {p}x{p} patches at x{scale}")
-    feats, hrs, mids = torch.cat(feats), torch.cat(hrs), torch.cat(mids)
-    if feats.shape[0] > max_pairs:
-        pick = torch.from_numpy(np.random.default_rng(seed).choice(feats.shape[0], max_pairs, replace=False))
-        feats, hrs, mids = feats[pick], hrs[pick], mids[pick]
-    return feats, hrs, mids
+        hr_y = rgb_to_ycbcr(_to_unit(hr_rgb))[0, :1]
+        mid = mid_image(rgb_to_ycbcr(_to_unit(lr_rgb))[:, :1], scale)
+        index = patch_index(*hr_y.shape[-2:], p, scale)
+        keep = extract(hr_y, index).var(dim=1) >= min_var
+        maps.append((hr_y, mid[0], gradient_features(mid)[0], index[keep]))
+        candidates.append(torch.stack([torch.full((int(keep.sum()),), len(maps) - 1),
+                                       torch.arange(int(keep.sum()))], dim=1))
+    if not maps or sum(len(c) for c in candidates) == 0:
+        raise ValueError(f"no training image is large enough for {p}x{p} patches at x{scale}, "
+                         f"or none has a patch with variance >= {min_var}")
+    candidates = torch.cat(candidates)
+    if len(candidates) > max_pairs:
+        pick = np.random.default_rng(seed).choice(len(candidates), max_pairs, replace=False)
+        candidates = candidates[torch.from_numpy(np.sort(pick))]
+    feats, hrs, mids = [], [], []
+    for i, (hr_y, mid, feat, index) in enumerate(maps):
+        chosen = index[candidates[candidates[:, 0] == i, 1]]
+        feats.append(extract(feat, chosen).float())
+        hrs.append(extract(hr_y, chosen).float())
+        mids.append(extract(mid, chosen).float())
+    return torch.cat(feats), torch.cat(hrs), torch.cat(mids)
 
 
 def _to_unit(img: np.ndarray) -> torch.Tensor:

@@ -89,3 +89,53 @@ def degradation_crops(item, scale: int, size: int = 96, upscalers: dict | None =
     for label, model in (upscalers or {}).items():
         out[label] = crop(to_uint8(upscale(model, item.lr)), top, left, size)
     return out
+
+
+def metric_boxplots(df, metric: str = "psnr", order: list | None = None, title: str = ""):
+    """Per-image ``metric`` distributions, one box per method, one panel per (dataset, scale).
+
+    ``df`` holds one row per image (``model, dataset, scale, image, <metric>``), as
+    :func:`srlib.evaluate.evaluate` returns; means are marked with a white diamond.
+    """
+    order = order or list(dict.fromkeys(df["model"]))
+    panels = list(df.groupby(["dataset", "scale"], sort=False).groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 0.6, 3.6), squeeze=False)
+    for ax, (ds, s) in zip(axes[0], panels):
+        sub = df[(df.dataset == ds) & (df.scale == s)]
+        present = [m for m in order if (sub.model == m).any()]
+        data = [sub.loc[sub.model == m, metric].to_numpy() for m in present]
+        ax.boxplot(data, tick_labels=present, showmeans=True, widths=0.6,
+                   meanprops=dict(marker="D", markerfacecolor="white", markeredgecolor="black"))
+        ax.set_title(f"{ds} x{s} ({len(data[0]) if data else 0} images)", fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(metric.upper() + (" (dB)" if metric == "psnr" else ""))
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def method_crops(item, scale: int, upscalers: dict, size: int = 96, margin: int = 8) -> dict:
+    """{label: crop} of one BenchmarkItem: the HR crop and each upscaler's reconstruction of it.
+
+    Each upscaler runs on the LR region around the crop plus ``margin`` LR pixels of context
+    (the slow patch-based methods need not run on the whole image); the crop is the square
+    with the most detail. Labels carry the crop's PSNR on Y (the protocol, no border shave).
+    """
+    from ..data.colour import to_uint8
+    from ..evaluate import upscale
+    from ..metrics import psnr
+
+    size -= size % scale
+    top, left = busiest_crop(item.hr, size)
+    top, left = top - top % scale, left - left % scale
+    t0, l0 = max(0, top // scale - margin), max(0, left // scale - margin)
+    region = item.lr[t0: top // scale + size // scale + margin, l0: left // scale + size // scale + margin]
+    hr = crop(item.hr, top, left, size)
+    out = {"HR": hr}
+    for label, model in upscalers.items():
+        sr = to_uint8(upscale(model, np.ascontiguousarray(region)))
+        piece = crop(sr, top - t0 * scale, left - l0 * scale, size)
+        out[f"{label} ({psnr(piece, hr, 0):.2f} dB)"] = piece
+    return out

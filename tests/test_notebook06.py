@@ -1,0 +1,28 @@
+"""Notebook 06, part A (seed 002: INTER, NE, SC and the CNN) runs end to end under smoke."""
+import pandas as pd
+
+from srlib.paths import notebooks_dir
+from srlib.pipeline import reproduce
+
+NB = "06_evaluation_tables.ipynb"
+
+
+def test_notebook_06_runs_under_smoke(data_dir, tmp_path, monkeypatch):
+    project = tmp_path / "proj"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    (project / "notebooks" / NB).write_bytes((notebooks_dir() / NB).read_bytes())
+    monkeypatch.setenv("SRLIB_PROJECT_DIR", str(project))
+    runs = reproduce("smoke", only=["06"], log=lambda *a: None)
+    assert [r.status for r in runs] == ["ok"], runs[0].error
+    out = project / "results" / "smoke"
+    means = pd.read_csv(out / "06_seed002_means.csv", comment="#")
+    assert set(means.model) == {"INTER (bicubic)", "ML (NE+LLE)", "SC (ScSR)", "CNN (ours)"}
+    assert set(means.dataset) == {"Urban100", "Set5"} and set(means.scale) == {2, 4}
+    assert means.loc[means.model == "INTER (bicubic)", "gain"].abs().max() < 1e-9
+    check = pd.read_csv(out / "06_seed002_classical_vs_cited.csv", comment="#")
+    assert set(check.method) == {"ne", "sc"} and (check.cited > 25).all()
+    assert (out / "06_seed002_per_image.csv").read_text().startswith("# profile: smoke")
+    for name in ("fig2_panel", "fig3_psnr_urban100", "fig4_ssim_urban100", "psnr_set5_set14"):
+        assert (project / "figures" / "smoke" / f"06_seed002_{name}.png").stat().st_size > 5_000
+    assert sorted(p.name[:2] for p in (out / "dictionaries").glob("*.npz")) == ["ne"] * 3 + ["sc"] * 3
