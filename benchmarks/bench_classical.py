@@ -6,7 +6,7 @@ Measures, on the first Set5 images at ``--scale`` with the profile's cached dict
 
 1. sparse coding: our batched FISTA against scikit-learn's ``sparse_encode`` (LARS-Lasso, exact)
    on the same 4000 patches: time, largest code difference, objective gap; and the PSNR of
-   the whole method with 25 / 50 / 100 / 300 FISTA iterations (the default is 100);
+   the whole method with 25 / 50 / 100 / 300 FISTA iterations (the profile sets how many);
 2. neighbour embedding: scikit-learn's ``kneighbors`` with brute force, k-d tree and ball tree
    on 20000 queries against the profile's pool;
 3. seconds per image of each method.
@@ -43,7 +43,8 @@ def main() -> None:
     feats, _, _ = sc.patches(mid)
     f = feats[:4000].float()
     y = f / f.norm(dim=1, keepdim=True).clamp(min=1)
-    dl, alpha = sc.arrays["dl"], sc.settings["lam"] / 2
+    dl, alpha = sc.arrays["dl"], sc.settings["lam"]
+    configured = sc.settings["fista_iters"]
     obj = lambda a: (0.5 * (a.double() @ dl.T.double() - y.double()).pow(2).sum(1) + alpha * a.double().abs().sum(1))
 
     t0 = time.perf_counter()
@@ -63,7 +64,7 @@ def main() -> None:
         df = evaluate(sc, ["Set5"], [s], name="sc", max_images=args.images, progress=False)
         print(f"  SC with {iters:3d} FISTA iterations: Set5 x{s} (first {args.images}) "
               f"{df.psnr.mean():.3f} dB, {df.seconds.mean():.1f} s/image")
-    sc.settings["fista_iters"] = 100
+    sc.settings["fista_iters"] = configured
 
     q = ne.project(ne.patches(mid)[0][:20000]).numpy()
     low = ne.arrays["low"].numpy()

@@ -152,6 +152,7 @@ def test_determinism_with_a_seed(cls, tmp_path):
 
 
 def test_dictionary_is_cached_and_reloaded(tmp_path, monkeypatch):
+    import srlib.data.catalog as catalog
     import srlib.data.datasets as ds
 
     calls = []
@@ -161,15 +162,23 @@ def test_dictionary_is_cached_and_reloaded(tmp_path, monkeypatch):
         return TRAIN, "synthetic"
 
     monkeypatch.setattr(ds, "load_hr_images", fake_load)
-    first = NeighborEmbedding(2, profile="smoke", cache_dir=tmp_path, progress=False).ensure_fitted()
+    monkeypatch.setattr(catalog, "find_dataset", lambda name, root=None: tmp_path)  # "T91 is present"
+    make = lambda **kw: NeighborEmbedding(2, profile="smoke", cache_dir=tmp_path, progress=False, **kw)
+    first = make().ensure_fitted()
     path = first.cache_path()
     assert path.is_file() and path.with_suffix(".json").is_file() and calls == ["T91"]
-    second = NeighborEmbedding(2, profile="smoke", cache_dir=tmp_path, progress=False).ensure_fitted()
+    second = make().ensure_fitted()
     assert calls == ["T91"]  # loaded, not relearned
     assert torch.equal(second.arrays["low"], first.arrays["low"])
     assert second.info["train_source"] == "synthetic"
-    other = NeighborEmbedding(2, profile="smoke", cache_dir=tmp_path, progress=False, k=7)
-    assert other.cache_path() != path  # other settings: another file
+    assert make(k=7).cache_path() == path  # an inference-only setting: same dictionary
+    assert make(pairs=900).cache_path() != path  # a learning setting: another file
+    monkeypatch.setattr(catalog, "find_dataset", lambda name, root=None: None)
+    assert make().cache_path() != path  # learned on the fallback images: never mistaken for T91's
+    monkeypatch.setattr(catalog, "find_dataset", lambda name, root=None: tmp_path)
+    path.with_suffix(".json").unlink()  # a file without its sidecar (a crash between the writes)
+    make().ensure_fitted()
+    assert calls == ["T91", "T91"] and path.with_suffix(".json").is_file()
 
 
 def test_registered_and_evaluated_like_a_model(tmp_path, monkeypatch):
@@ -185,5 +194,11 @@ def test_registered_and_evaluated_like_a_model(tmp_path, monkeypatch):
 
 
 def test_evaluate_runs_a_fitted_method(ne):
+    from srlib.data.colour import to_uint8
+    from srlib.data.datasets import BenchmarkSet
+
     df = evaluate(ne, ["skimage"], [3], max_images=1, progress=False)
-    assert len(df) == 1 and df.psnr.iloc[0] > 15
+    item = BenchmarkSet("skimage", 3, max_images=1)[0]
+    with torch.no_grad():
+        direct = psnr(to_uint8(ne(to_tensor(item.lr))), item.hr, 3)
+    assert len(df) == 1 and abs(df.psnr.iloc[0] - direct) < 1e-9

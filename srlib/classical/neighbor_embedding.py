@@ -44,7 +44,8 @@ class NeighborEmbedding(PatchUpscaler):
     """NE+LLE super-resolution (Chang et al. 2004) on Y; see the module docstring."""
 
     method = "ne"
-    defaults = dict(pairs=100_000, k=5, energy=0.999, chunk=20_000)
+    defaults = dict(pairs=50_000, k=5, energy=0.999, chunk=20_000)
+    learn_keys = ("pairs", "energy")
 
     def learn(self, feats, hr, mid) -> dict:
         from sklearn.decomposition import PCA

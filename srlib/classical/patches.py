@@ -44,11 +44,13 @@ def gradient_features(mid: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """Float RGB in [0, 1] holding 8-bit values -> YCbCr float64 in [0, 255], rounded as MATLAB."""
+    """Float RGB in [0, 1] holding 8-bit values -> YCbCr float64 in [0, 255], rounded half up as
+    MATLAB's ``rgb2ycbcr`` on uint8 (in float64: a value within 1e-12 of a half may round the
+    other way; :func:`srlib.data.colour.rgb2ycbcr` is the exact integer path)."""
     rgb = (x.double() * 255).round()
     m = torch.tensor(_RGB2YCBCR, dtype=torch.float64, device=x.device)
     off = torch.tensor(_OFFSET, dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
-    return (torch.einsum("ij,njhw->nihw", m, rgb) / 255 + off).round()
+    return torch.floor(torch.einsum("ij,njhw->nihw", m, rgb) / 255 + off + 0.5)
 
 
 def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
