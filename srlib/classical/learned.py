@@ -3,7 +3,7 @@
 :class:`PatchUpscaler` gives neighbour embedding and sparse coding the model contract (float
 RGB in [0, 1], (N, 3, h, w) -> (N, 3, sh, sw)), so :func:`srlib.evaluate.evaluate` treats them
 like networks. Subclasses implement ``learn(features, hr, mid) -> dict of arrays`` and
-``reconstruct(lr_y, mid, feats, index) -> patches``.
+``reconstruct(lr_y, mid) -> SR Y``.
 
 The dictionary is learned on first use from the profile's training set (T91; the scikit-image
 fallback offline) and cached under ``results/<profile>/dictionaries/<name>_x<s>_<key>.npz`` with
