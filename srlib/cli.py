@@ -54,14 +54,14 @@ def cmd_evaluate(args) -> int:
     summary = summarize(df)
     source = df.attrs["data_source"]
     if args.out:
-        prov = provenance(device=args.device, data_source=source, gray_rule=args.gray_rule, y=args.y,
-                          checkpoint=args.checkpoint)
+        prov = provenance(args.profile, device=args.device, data_source=source, gray_rule=args.gray_rule,
+                          y=args.y, checkpoint=args.checkpoint)
         write_table(df, args.out + "_images", prov)
         write_table(summary, args.out, prov)
     if args.format == "json":
         rows = [{**{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()},
                  "data_source": source[r["dataset"]], "gray_rule": args.gray_rule, "y": args.y,
-                 "checkpoint": args.checkpoint} for r in summary.to_dict("records")]
+                 "checkpoint": args.checkpoint, "profile": args.profile} for r in summary.to_dict("records")]
         print(json.dumps(rows[0] if len(rows) == 1 else {"results": rows}, indent=2))
     elif args.format == "csv":
         print(summary.to_csv(index=False), end="")
