@@ -29,9 +29,9 @@ def main() -> None:
     from sklearn.decomposition import sparse_encode
     from sklearn.neighbors import NearestNeighbors
 
-    from srlib.classical.patches import mid_image, rgb_to_ycbcr
+    from srlib.classical.patches import mid_image
     from srlib.classical.sparse_coding import lasso_fista
-    from srlib.data.colour import to_tensor
+    from srlib.data.colour import rgb_to_ycbcr, to_tensor
     from srlib.data.datasets import BenchmarkSet
     from srlib.evaluate import build_upscaler, evaluate, summarize
 

@@ -35,6 +35,24 @@ def weights_dir() -> Path:
 
 
 @pytest.fixture
+def scratch_project(tmp_path, monkeypatch):
+    """``make(*notebooks) -> project``: a scratch project (SRLIB_PROJECT_DIR) holding copies of the
+    named notebooks, so a notebook run leaves the checkout untouched."""
+    from srlib.paths import notebooks_dir
+
+    def make(*names: str) -> Path:
+        project = tmp_path / "proj"
+        (project / "notebooks").mkdir(parents=True, exist_ok=True)
+        (project / "pyproject.toml").write_text("")
+        for name in names:
+            (project / "notebooks" / name).write_bytes((notebooks_dir() / name).read_bytes())
+        monkeypatch.setenv("SRLIB_PROJECT_DIR", str(project))
+        return project
+
+    return make
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -5,10 +5,9 @@ import torch
 
 from srlib.classical import CLASSICAL
 from srlib.classical.neighbor_embedding import NeighborEmbedding, lle_weights
-from srlib.classical.patches import (extract, grid, overlap_average, patch_index, rgb_to_ycbcr,
-                                     training_pairs, ycbcr_to_rgb)
+from srlib.classical.patches import extract, grid, overlap_average, patch_index, training_pairs
 from srlib.classical.sparse_coding import SparseCoding, back_projection, gaussian_5x5, lasso_fista
-from srlib.data.colour import rgb2ycbcr, to_tensor
+from srlib.data.colour import rgb2ycbcr, rgb_to_ycbcr, to_tensor, ycbcr_to_rgb
 from srlib.data.resize import imresize
 from srlib.evaluate import build_upscaler, evaluate, list_upscalers
 from srlib.metrics import psnr

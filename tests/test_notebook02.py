@@ -1,18 +1,13 @@
 """Notebook 02 (the AWSRN baseline) runs end to end under the smoke profile in a scratch project."""
 import pandas as pd
 
-from srlib.paths import notebooks_dir
 from srlib.pipeline import reproduce
 
 NB = "02_baseline_awsrn.ipynb"
 
 
-def test_notebook_02_runs_under_smoke(data_dir, tmp_path, monkeypatch):
-    project = tmp_path / "proj"
-    (project / "notebooks").mkdir(parents=True)
-    (project / "pyproject.toml").write_text("")
-    (project / "notebooks" / NB).write_bytes((notebooks_dir() / NB).read_bytes())
-    monkeypatch.setenv("SRLIB_PROJECT_DIR", str(project))
+def test_notebook_02_runs_under_smoke(data_dir, scratch_project):
+    project = scratch_project(NB)
     runs = reproduce("smoke", only=["02"], log=lambda *a: None)
     assert [r.status for r in runs] == ["ok"], runs[0].error
     out = project / "results" / "smoke"

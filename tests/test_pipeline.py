@@ -4,7 +4,6 @@ import json
 import nbformat
 import pytest
 
-from srlib.paths import notebooks_dir
 from srlib.pipeline import NotebookFailed, list_notebooks, reproduce
 
 NOTEBOOKS = list_notebooks()
@@ -28,13 +27,8 @@ def test_only_refuses_unknown_numbers():
         list_notebooks(only=["99"])
 
 
-def test_notebook_01_runs_under_smoke(data_dir, tmp_path, monkeypatch):
-    # results go to a scratch project so the test leaves the checkout untouched
-    project = tmp_path / "proj"
-    (project / "notebooks").mkdir(parents=True)
-    (project / "pyproject.toml").write_text("")
-    (project / "notebooks" / "01_data_prep.ipynb").write_bytes((notebooks_dir() / "01_data_prep.ipynb").read_bytes())
-    monkeypatch.setenv("SRLIB_PROJECT_DIR", str(project))
+def test_notebook_01_runs_under_smoke(data_dir, scratch_project):
+    project = scratch_project("01_data_prep.ipynb")
     runs = reproduce("smoke", only=["01"], log=lambda *a: None)
     assert [r.status for r in runs] == ["ok"]
     out = project / "results" / "smoke"
@@ -45,10 +39,8 @@ def test_notebook_01_runs_under_smoke(data_dir, tmp_path, monkeypatch):
     assert report["notebooks"][0]["peak_rss_mb"] > 50 and report["provenance"]["profile"] == "smoke"
 
 
-def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(tmp_path, monkeypatch):
-    project = tmp_path / "proj"
-    (project / "notebooks").mkdir(parents=True)
-    (project / "pyproject.toml").write_text("")
+def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(scratch_project):
+    project = scratch_project()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("x = 1"),
@@ -56,7 +48,6 @@ def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(tmp_path, mon
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, project / "notebooks" / "01_bad.ipynb")
     nbformat.write(nb, project / "notebooks" / "02_never.ipynb")
-    monkeypatch.setenv("SRLIB_PROJECT_DIR", str(project))
     with pytest.raises(NotebookFailed, match=r"01_bad.ipynb failed in cell \[\d+\]: ValueError: boom smoke"):
         reproduce("smoke", html=False, log=lambda *a: None)
     report = json.loads((project / "results" / "smoke" / "run_report.json").read_text())

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .patches import (LR_PATCH, extract, gradient_features, mid_image, overlap_average,
-                      patch_index, rgb_to_ycbcr, training_pairs, ycbcr_to_rgb)
+                      patch_index, training_pairs)
 
 #: per-profile learning settings; each method reads its own key
 SETTINGS = {

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.colour import _OFFSET, _RGB2YCBCR
+from ..data.colour import modcrop, rgb_to_ycbcr, to_tensor
 from ..data.resize import imresize
 
 LR_PATCH = 3  # patch side in LR pixels
@@ -41,23 +41,6 @@ GRADIENTS = _gradient_kernels()
 def gradient_features(mid: torch.Tensor) -> torch.Tensor:
     """(N, 1, H, W) mid image -> (N, 4, H, W) gradient maps (zero padding, as MATLAB ``conv2 'same'``)."""
     return F.conv2d(mid, GRADIENTS.to(mid), padding=2)
-
-
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """Float RGB in [0, 1] holding 8-bit values -> YCbCr float64 in [0, 255], rounded half up as
-    MATLAB's ``rgb2ycbcr`` on uint8 (in float64: a value within 1e-12 of a half may round the
-    other way; :func:`srlib.data.colour.rgb2ycbcr` is the exact integer path)."""
-    rgb = (x.double() * 255).round()
-    m = torch.tensor(_RGB2YCBCR, dtype=torch.float64, device=x.device)
-    off = torch.tensor(_OFFSET, dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
-    return torch.floor(torch.einsum("ij,njhw->nihw", m, rgb) / 255 + off + 0.5)
-
-
-def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
-    """YCbCr float in [0, 255] -> float RGB in [0, 1] (not rounded, not clamped)."""
-    inv = torch.tensor(np.linalg.inv(_RGB2YCBCR) * 255.0, dtype=ycc.dtype, device=ycc.device)
-    off = torch.tensor(_OFFSET, dtype=ycc.dtype, device=ycc.device).view(1, 3, 1, 1)
-    return torch.einsum("ij,njhw->nihw", inv, ycc - off) / 255
 
 
 def grid(length: int, size: int, step: int) -> torch.Tensor:
@@ -122,8 +105,6 @@ def training_pairs(images, scale: int, max_pairs: int, seed: int = 0, min_var: f
     """
     from tqdm.auto import tqdm
 
-    from ..data.colour import modcrop
-
     p = LR_PATCH * scale
     maps, candidates = [], []
     for im in tqdm(images, desc=f"patch pairs x{scale}", leave=False, disable=not progress):
@@ -131,8 +112,8 @@ def training_pairs(images, scale: int, max_pairs: int, seed: int = 0, min_var: f
         if min(hr_rgb.shape[:2]) < p:
             continue
         lr_rgb = imresize(np.ascontiguousarray(hr_rgb), 1 / scale)
-        hr_y = rgb_to_ycbcr(_to_unit(hr_rgb))[0, :1]
-        mid = mid_image(rgb_to_ycbcr(_to_unit(lr_rgb))[:, :1], scale)
+        hr_y = rgb_to_ycbcr(to_tensor(hr_rgb))[0, :1]
+        mid = mid_image(rgb_to_ycbcr(to_tensor(lr_rgb))[:, :1], scale)
         index = patch_index(*hr_y.shape[-2:], p, scale)
         keep = extract(hr_y, index).var(dim=1) >= min_var
         maps.append((hr_y, mid[0], gradient_features(mid)[0], index[keep]))
@@ -152,7 +133,3 @@ def training_pairs(images, scale: int, max_pairs: int, seed: int = 0, min_var: f
         hrs.append(extract(hr_y, chosen).float())
         mids.append(extract(mid, chosen).float())
     return torch.cat(feats), torch.cat(hrs), torch.cat(mids)
-
-
-def _to_unit(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).double()[None] / 255

@@ -3,7 +3,8 @@
 MATLAB's ``rgb2ycbcr`` on uint8 RGB computes in double and rounds to uint8:
 ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B in [0, 255]. The float
 variants here take RGB in [0, 1] and return Y in [0, 255] scale without rounding; the
-protocol in :mod:`srlib.metrics` rounds, as MATLAB does.
+protocol in :mod:`srlib.metrics` rounds, as MATLAB does. ``rgb_to_ycbcr`` / ``ycbcr_to_rgb`` are
+the full batched torch conversions the Y-channel classical methods use.
 """
 from __future__ import annotations
 
@@ -43,6 +44,23 @@ def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """Float RGB in [0, 1], (N, 3, H, W) -> Y in [16, 235] scale (N, 1, H, W), not rounded."""
     w = torch.tensor(_RGB2YCBCR[0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * w).sum(dim=1, keepdim=True) + 16.0
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """Float RGB in [0, 1] holding 8-bit values -> YCbCr float64 in [0, 255], rounded half up as
+    MATLAB's ``rgb2ycbcr`` on uint8 (in float64: a value within 1e-12 of a half may round the
+    other way; :func:`rgb2ycbcr` is the exact integer path)."""
+    rgb = (x.double() * 255).round()
+    m = torch.tensor(_RGB2YCBCR, dtype=torch.float64, device=x.device)
+    off = torch.tensor(_OFFSET, dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
+    return torch.floor(torch.einsum("ij,njhw->nihw", m, rgb) / 255 + off + 0.5)
+
+
+def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """YCbCr float in [0, 255] -> float RGB in [0, 1] (not rounded, not clamped)."""
+    inv = torch.tensor(np.linalg.inv(_RGB2YCBCR) * 255.0, dtype=ycc.dtype, device=ycc.device)
+    off = torch.tensor(_OFFSET, dtype=ycc.dtype, device=ycc.device).view(1, 3, 1, 1)
+    return torch.einsum("ij,njhw->nihw", inv, ycc - off) / 255
 
 
 def _check_uint8_rgb(img: np.ndarray, fn: str) -> None:

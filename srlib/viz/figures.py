@@ -75,14 +75,19 @@ def busiest_crop(img: np.ndarray, size: int, step: int = 16) -> tuple[int, int]:
     return where
 
 
+def detail_crop(hr: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
+    """(size, top, left) of the :func:`busiest_crop`, all multiples of ``scale`` (LR-aligned)."""
+    size -= size % scale
+    top, left = busiest_crop(hr, size)
+    return size, top - top % scale, left - left % scale
+
+
 def degradation_crops(item, scale: int, size: int = 96, upscalers: dict | None = None) -> dict:
     """{label: crop} of one BenchmarkItem: HR, the LR (pixel-replicated), and each upscaler's output."""
     from ..evaluate import upscale
     from ..data.colour import to_uint8
 
-    size -= size % scale
-    top, left = busiest_crop(item.hr, size)
-    top, left = top - top % scale, left - left % scale
+    size, top, left = detail_crop(item.hr, size, scale)
     out = {"HR": crop(item.hr, top, left, size),
            f"LR (x1/{scale}, shown x{scale})": np.kron(crop(item.lr, top, left, size, scale),
                                                        np.ones((scale, scale, 1), np.uint8))}
@@ -127,9 +132,7 @@ def method_crops(item, scale: int, upscalers: dict, size: int = 96, margin: int 
     from ..evaluate import upscale
     from ..metrics import psnr
 
-    size -= size % scale
-    top, left = busiest_crop(item.hr, size)
-    top, left = top - top % scale, left - left % scale
+    size, top, left = detail_crop(item.hr, size, scale)
     t0, l0 = max(0, top // scale - margin), max(0, left // scale - margin)
     region = item.lr[t0: top // scale + size // scale + margin, l0: left // scale + size // scale + margin]
     hr = crop(item.hr, top, left, size)
