@@ -9,7 +9,7 @@ from .config import TrainConfig
 from .ema import EMA
 from .precision import cpu_supports_bf16
 from .sampler import SeededBatchSampler
-from .state import TrainCheckpointError, load_checkpoint
+from .state import TrainCheckpointError, TrainingDiverged, load_checkpoint
 from .trainer import Trainer, build_scheduler, train_model
 from .recipes import make_validator, model_config, profile_config, train_sr
 
@@ -19,6 +19,7 @@ __all__ = [
     "TrainCheckpointError",
     "TrainConfig",
     "Trainer",
+    "TrainingDiverged",
     "build_scheduler",
     "cpu_supports_bf16",
     "load_checkpoint",

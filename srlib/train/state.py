@@ -21,6 +21,19 @@ class TrainCheckpointError(ValueError):
     """A file that is not a usable srlib training checkpoint."""
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss term or the gradient norm became non-finite; ``last.pt`` holds the last finite state.
+
+    Attributes: ``step`` (the step that produced the value), ``term`` (the loss term's name, or
+    ``'grad_norm'``), ``lr`` (the learning rate used at that step).
+    """
+
+    def __init__(self, step: int, term: str, lr: float, message: str | None = None):
+        self.step, self.term, self.lr = int(step), str(term), float(lr)
+        super().__init__(message or f"training diverged at step {self.step}: {self.term} is not "
+                                    f"finite (lr {self.lr:.3g}); lower the learning rate or clip gradients")
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)
