@@ -10,28 +10,24 @@ pixel-shuffle skip branch from the input. A2F-SD: 16 channels, 8 layers; A2F-S: 
 The official model works on RGB in [0, 255], normalised inside as (x - 255 mean) / 127.5;
 with [0, 1] inputs that is (x - mean) / 0.5, and the output maps back by * 0.5 + mean.
 Weight norm is ``blocks.wn_conv`` (parametrizations); ``convert_state_dict`` renames the
-official ``weight_g``/``weight_v`` keys to it.
+official ``weight_g``/``weight_v`` keys to it. The official ``CALayer`` is the shared
+:class:`~srlib.models.blocks.ChannelAttention` (reduction 1, same ``conv_du`` keys) and the
+tail and skip are one-stage :class:`~srlib.models.blocks.SubPixelUpsampler` s (keys ``0``, ``1``).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..blocks import DIV2K_RGB_MEAN, MeanShift, Scale, rename_weight_norm_keys, wn_conv
-
-
-class CALayer(nn.Module):
-    """Channel attention (reduction 1): avg-pool -> 1x1 -> ReLU -> 1x1 -> sigmoid -> multiply."""
-
-    def __init__(self, channels: int, reduction: int = 1):
-        super().__init__()
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
+from ..blocks import (
+    DIV2K_RGB_MEAN,
+    ChannelAttention,
+    MeanShift,
+    Scale,
+    SubPixelUpsampler,
+    rename_weight_norm_keys,
+    wn_conv,
+)
 
 
 class BlockA(nn.Module):
@@ -60,17 +56,16 @@ class A2F(nn.Module):
         super().__init__()
         self.scale = scale
         self.shift = MeanShift(DIV2K_RGB_MEAN, std=0.5)  # = (255 x - 255 mean) / 127.5
-        out = 3 * scale**2
         self.head = nn.Sequential(wn_conv(3, n_feats, 3))
         self.body = nn.Sequential(*[BlockA(n_feats, block_feats) for _ in range(n_layers)])
-        self.tail = nn.Sequential(wn_conv(n_feats, out, 3), nn.PixelShuffle(scale))
-        self.skip = nn.Sequential(wn_conv(3, out, 3), nn.PixelShuffle(scale))
+        self.tail = SubPixelUpsampler(n_feats, 3, scale, weight_norm=True)
+        self.skip = SubPixelUpsampler(3, 3, scale, weight_norm=True)
         self.x_scale_list = nn.ModuleList(Scale() for _ in range(n_layers))
         self.res_scale_list = nn.ModuleList(Scale() for _ in range(n_layers))
         self.auxilary_scale_list = nn.ModuleList(Scale() for _ in range(n_layers))
         self.fusion_conv_list = nn.ModuleList(
             nn.Sequential(nn.Conv2d(n_feats * (j + 1), n_feats, 1, bias=False),
-                          *([CALayer(n_feats)] if use_ca else []))
+                          *([ChannelAttention(n_feats, reduction=1)] if use_ca else []))
             for j in range(n_layers)
         )
 

@@ -3,17 +3,21 @@ Residual Network", ECCV 2018.
 
 The mobile variant (Sec. 3.3): efficient residual blocks (group convs, g = 4) shared three
 times inside each cascading block, local and global cascading by concatenation + 1x1 conv,
-and a group-conv pixel-shuffle upsampler. Module names follow the official ``carn_m.py`` /
-``ops.py``. The official checkpoint is multi-scale (``upsample.up2/up3/up4``); this class is
-built for one scale and ``convert_state_dict`` keeps only that scale's upsampler. The fixed
+and a group-conv pixel-shuffle upsampler (the shared
+:class:`~srlib.models.blocks.SubPixelUpsampler`: x2 stages of conv, ReLU, shuffle). Module
+names follow the official ``carn_m.py`` / ``ops.py``. The official checkpoint is multi-scale
+(``upsample.up2/up3/up4``); this class is built for one scale and ``convert_state_dict`` keeps
+only that scale's upsampler. The fixed
 DIV2K mean shift is a constant here (not stored). Works on RGB in [0, 1], like the official code.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
-from ..blocks import DIV2K_RGB_MEAN, MeanShift
+from ..blocks import DIV2K_RGB_MEAN, MeanShift, SubPixelUpsampler
 
 
 class BasicBlock(nn.Module):
@@ -63,16 +67,6 @@ class Block(nn.Module):
         return cascade(x, [self.b1] * 3, [self.c1, self.c2, self.c3])
 
 
-def upsampler(nf: int, scale: int, group: int) -> nn.Sequential:
-    """[group conv 3x3 nf->r^2 nf, ReLU, PixelShuffle(r)] once for x3, log2(s) times for x2/x4."""
-    steps = [3] if scale == 3 else [2] * {2: 1, 4: 2, 8: 3}[scale]
-    layers = []
-    for r in steps:
-        layers += [nn.Conv2d(nf, nf * r * r, 3, padding=1, groups=group), nn.ReLU(inplace=True),
-                   nn.PixelShuffle(r)]
-    return nn.Sequential(*layers)
-
-
 class CARN_M(nn.Module):
     """CARN-M (mobile) at one scale.
 
@@ -89,7 +83,8 @@ class CARN_M(nn.Module):
         self.entry = nn.Conv2d(3, nf, 3, padding=1)
         self.b1, self.b2, self.b3 = (Block(nf, group) for _ in range(3))
         self.c1, self.c2, self.c3 = (BasicBlock(nf * k, nf) for k in (2, 3, 4))
-        self.upsample = upsampler(nf, scale, group)
+        self.upsample = SubPixelUpsampler(nf, nf, scale, stages="log2", groups=group,
+                                          act=partial(nn.ReLU, inplace=True))
         self.exit = nn.Conv2d(nf, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,18 @@
 """EDSR-baseline (Lim et al., CVPRW 2017, Sec. 3.2): 16 residual blocks of 64 channels.
 
 conv3x3 head; 16 x [conv3x3, ReLU, conv3x3] residual blocks (no batch norm, residual scale 1);
-a conv3x3 after the body with a long skip; the upsampler is one conv + PixelShuffle(s) for
-x2/x3 and two x2 stages for x4; a final conv3x3 to RGB; DIV2K mean shift on [0, 255] values as
-in the official code (inputs here are [0, 1], so the mean is subtracted on that scale).
+a conv3x3 after the body with a long skip; the upsampler (the shared
+:class:`~srlib.models.blocks.SubPixelUpsampler`, ``stages="log2"``, EDSR's keys) is one conv +
+PixelShuffle(s) for x2/x3 and two x2 stages for x4; a final conv3x3 to RGB; DIV2K mean shift
+on [0, 255] values as in the official code (inputs here are [0, 1], so the mean is subtracted
+on that scale).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..blocks import MeanShift, conv
+from ..blocks import MeanShift, SubPixelUpsampler, conv
 
 
 class ResBlock(nn.Module):
@@ -23,19 +25,6 @@ class ResBlock(nn.Module):
         return x + self.body(x) * self.res_scale
 
 
-def upsampler(nf: int, scale: int) -> nn.Sequential:
-    """PixelShuffle upsampler: log2(scale) x2 stages for powers of two, one stage for x3."""
-    layers: list[nn.Module] = []
-    if scale & (scale - 1) == 0:
-        for _ in range(scale.bit_length() - 1):
-            layers += [conv(nf, 4 * nf, 3), nn.PixelShuffle(2)]
-    elif scale == 3:
-        layers += [conv(nf, 9 * nf, 3), nn.PixelShuffle(3)]
-    else:
-        raise ValueError(f"EDSR upsamples x2, x3, x4 or x8, not x{scale}")
-    return nn.Sequential(*layers)
-
-
 class EDSR(nn.Module):
     """EDSR; the baseline configuration is ``n_resblocks=16, nf=64, res_scale=1``."""
 
@@ -45,7 +34,7 @@ class EDSR(nn.Module):
         self.shift = MeanShift()
         self.head = conv(3, nf, 3)
         self.body = nn.Sequential(*[ResBlock(nf, res_scale) for _ in range(n_resblocks)], conv(nf, nf, 3))
-        self.tail = nn.Sequential(upsampler(nf, scale), conv(nf, 3, 3))
+        self.tail = nn.Sequential(SubPixelUpsampler(nf, nf, scale, stages="log2"), conv(nf, 3, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.head(self.shift.normalize(x))

@@ -9,13 +9,16 @@ The official model works on RGB in [0, 255] (EDSR code base); ``forward`` scales
 inputs to that range and back. The EDSR-style mean shifts ``sub_mean``/``add_mean`` are
 ordinary 1x1 convs initialised to the DIV2K mean shift: in the official training they were
 not frozen, and the released weights hold trained values, so they are loaded from the file.
+Each half of ``CC`` is the shared :func:`~srlib.models.blocks.squeeze_excite` (keys ``0``,
+``2``); the tail ends in a one-stage :class:`~srlib.models.blocks.SubPixelUpsampler`, its
+layers unpacked to keep the official ``tail.1`` key.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..blocks import DIV2K_RGB_MEAN
+from ..blocks import DIV2K_RGB_MEAN, SubPixelUpsampler, squeeze_excite
 
 RGB_RANGE = 255.0
 
@@ -35,13 +38,8 @@ class CC(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
-        self.conv_mean = self._branch(channels, reduction)
-        self.conv_std = self._branch(channels, reduction)
-
-    @staticmethod
-    def _branch(c: int, r: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(c, c // r, 1), nn.ReLU(inplace=True),
-                             nn.Conv2d(c // r, c, 1), nn.Sigmoid())
+        self.conv_mean = squeeze_excite(channels, reduction)
+        self.conv_std = squeeze_excite(channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.flatten(2)
@@ -103,8 +101,7 @@ class LatticeNet(nn.Module):
         for i in range(1, 4):
             self.add_module(f"T_tdm{i}", _tdm(nf))
             self.add_module(f"L_tdm{i}", _tdm(nf))
-        self.tail = nn.Sequential(nn.Conv2d(nf, nf, 3, padding=1),
-                                  nn.Conv2d(nf, 3 * scale**2, 3, padding=1), nn.PixelShuffle(scale))
+        self.tail = nn.Sequential(nn.Conv2d(nf, nf, 3, padding=1), *SubPixelUpsampler(nf, 3, scale))
         self.add_mean = mean_shift_conv(+1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

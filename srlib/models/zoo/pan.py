@@ -3,28 +3,20 @@
 SC-PA trunk (Sec. 3.2: self-calibrated convolution with pixel attention), U-PA reconstruction
 (Sec. 3.3: nearest upsampling, conv, pixel attention) and a bilinear global skip. Module names
 follow the official ``PAN_arch.py`` so the released ``PANx{2,3,4}_DF2K.pth`` files load as
-they are. Works on RGB in [0, 1], like the official code.
+they are. Works on RGB in [0, 1], like the official code. The official ``PA`` is the shared
+:class:`~srlib.models.blocks.PixelAttention` (same ``conv`` key).
 """
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..blocks import PixelAttention, lrelu
 
-def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.2)
-
-
-class PA(nn.Module):
-    """Pixel attention (Eq. 1): x * sigmoid(conv1x1(x)), one weight per pixel and channel."""
-
-    def __init__(self, nf: int):
-        super().__init__()
-        self.conv = nn.Conv2d(nf, nf, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.conv(x))
+_lrelu = partial(lrelu, slope=0.2)  # PAN's slope
 
 
 class PAConv(nn.Module):
@@ -75,11 +67,11 @@ class PAN(nn.Module):
         self.SCPA_trunk = nn.Sequential(*[SCPA(nf) for _ in range(nb)])
         self.trunk_conv = nn.Conv2d(nf, nf, 3, padding=1)
         self.upconv1 = nn.Conv2d(nf, unf, 3, padding=1)
-        self.att1 = PA(unf)
+        self.att1 = PixelAttention(unf)
         self.HRconv1 = nn.Conv2d(unf, unf, 3, padding=1)
         if scale == 4:
             self.upconv2 = nn.Conv2d(unf, unf, 3, padding=1)
-            self.att2 = PA(unf)
+            self.att2 = PixelAttention(unf)
             self.HRconv2 = nn.Conv2d(unf, unf, 3, padding=1)
         self.conv_last = nn.Conv2d(unf, 3, 3, padding=1)
 

@@ -4,15 +4,16 @@ Shallow features F_-1, F_0 (two conv3x3, G0 = 64); D = 16 residual dense blocks,
 C = 8 densely connected conv3x3 + ReLU layers of growth G = 64, fused by a 1x1 conv (local
 feature fusion) with a local residual; global feature fusion (1x1 then 3x3 over the
 concatenated block outputs) plus global residual from F_-1; the official code's upsampler
-(conv + PixelShuffle, two x2 stages for x4) and a final conv3x3. Inputs are [0, 1]; the
-official model has no mean shift.
+(conv + PixelShuffle, two x2 stages for x4: the shared ``SubPixelUpsampler(g0, g, s,
+stages="log2")``, its layers unpacked so the keys stay ``up.0`` ...) and a final conv3x3.
+Inputs are [0, 1]; the official model has no mean shift.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..blocks import conv
+from ..blocks import SubPixelUpsampler, conv
 
 
 class RDB(nn.Module):
@@ -40,13 +41,9 @@ class RDN(nn.Module):
         self.sfe1, self.sfe2 = conv(3, g0, 3), conv(g0, g0, 3)
         self.rdbs = nn.ModuleList(RDB(g0, g, c) for _ in range(d))
         self.gff = nn.Sequential(nn.Conv2d(d * g0, g0, 1), conv(g0, g0, 3))
-        if scale in (2, 3):
-            up = [conv(g0, g * scale * scale, 3), nn.PixelShuffle(scale)]
-        elif scale == 4:
-            up = [conv(g0, g * 4, 3), nn.PixelShuffle(2), conv(g, g * 4, 3), nn.PixelShuffle(2)]
-        else:
+        if scale not in (2, 3, 4):
             raise ValueError(f"RDN upsamples x2, x3 or x4, not x{scale}")
-        self.up = nn.Sequential(*up, conv(g, 3, 3))
+        self.up = nn.Sequential(*SubPixelUpsampler(g0, g, scale, stages="log2"), conv(g, 3, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f_1 = self.sfe1(x)
