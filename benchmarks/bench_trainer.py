@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from srlib.train import TrainConfig, Trainer
-from srlib.train.precision import autocast, cpu_supports_bf16, resolve_channels_last, resolve_device
+from srlib.device import autocast, cpu_supports_bf16, resolve_channels_last, resolve_device
 
 CLOCK = time.perf_counter
 

@@ -7,6 +7,7 @@
     srlib train --model awsrn-s --scale 4 --profile quick [--resume]
     srlib models
     srlib reproduce --profile quick [--only 01,02]
+    srlib study list | run NAME --profile P [--jobs N] | status NAME --profile P
 """
 from __future__ import annotations
 
@@ -89,8 +90,8 @@ def _add_upscale(sub):
 
 
 def cmd_upscale(args) -> int:
-    from .evaluate import build_upscaler
     from .inference import prepare, upscale_path
+    from .models import build_upscaler
 
     model = build_upscaler(args.model, args.scale, args.checkpoint)
     if any(True for _ in model.parameters()):
@@ -160,14 +161,18 @@ def cmd_train(args) -> int:
 
 
 def _add_models(sub):
-    p = sub.add_parser("models", help="list the upscalers srlib can build")
+    p = sub.add_parser("models", help="list the upscalers srlib can build (classical methods and models)")
     p.set_defaults(func=cmd_models)
 
 
 def cmd_models(args) -> int:
-    from .evaluate import list_upscalers
+    from .models import describe_upscalers
 
-    print("\n".join(list_upscalers()))
+    rows = [(r["name"], r["kind"], "any" if r["scales"] is None else ",".join(f"x{s}" for s in r["scales"]),
+             r["description"]) for r in describe_upscalers()]
+    widths = [max(len(r[i]) for r in rows + [("name", "kind", "scales")]) for i in range(3)]
+    for r in [("name", "kind", "scales", "description")] + rows:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + "  " + r[3])
     return 0
 
 
@@ -186,11 +191,65 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def _add_study(sub):
+    p = sub.add_parser("study", help="named sets of training runs: list, run, status")
+    ssub = p.add_subparsers(dest="study_cmd", required=True)
+    ls = ssub.add_parser("list", help="the registered studies")
+    ls.set_defaults(func=cmd_study_list)
+    for name, helptext, func in (("run", "train what is missing, resume what was interrupted, evaluate",
+                                  cmd_study_run),
+                                 ("status", "per arm: identity, state, precision, seconds (trains nothing)",
+                                  cmd_study_status)):
+        q = ssub.add_parser(name, help=helptext)
+        q.add_argument("name", help="a study name (see `srlib study list`)")
+        q.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
+        q.set_defaults(func=func)
+        if name == "run":
+            q.add_argument("--jobs", type=int, default=1,
+                           help="arms trained at once, each in its own process (one GPU or one thread each)")
+            q.add_argument("--threads", type=int, help="torch threads per arm (default: 1 with --jobs > 1)")
+            q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+
+def cmd_study_list(args) -> int:
+    from .studies import get_study, list_studies
+
+    names = list_studies()
+    if not names:
+        print("no studies registered")
+    for name in names:
+        study = get_study(name, "smoke")
+        print(f"{name}: {len(study.arms)} arms" + (f" - {study.description}" if study.description else ""))
+    return 0
+
+
+def cmd_study_run(args) -> int:
+    from .studies import get_study
+
+    table = get_study(args.name, args.profile).run(jobs=args.jobs, threads=args.threads,
+                                                   progress=sys.stderr.isatty() and args.jobs == 1)
+    if args.format == "json":
+        print(table.to_json(orient="records", indent=2))
+    elif args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    else:
+        print(table.drop(columns=["run_dir"]).to_markdown(index=False, floatfmt=".4f"))
+    return 0
+
+
+def cmd_study_status(args) -> int:
+    from .studies import get_study
+
+    print(get_study(args.name, args.profile).status().drop(columns=["run_dir"]).to_markdown(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srlib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_evaluate, _add_train, _add_upscale, _add_data, _add_models, _add_reproduce):
+    for add in (_add_evaluate, _add_train, _add_upscale, _add_data, _add_models, _add_reproduce,
+                _add_study):
         add(sub)
     return parser
 

@@ -6,7 +6,6 @@ as uint8, the upscaler's output clamped and quantised to 8 bits, Y-channel PSNR/
 """
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -19,44 +18,13 @@ from tqdm.auto import tqdm
 
 from .data.colour import to_tensor
 from .data.datasets import BenchmarkSet
+from .fileio import atomic_write_text
 from .inference import forward
 from .metrics import psnr_ssim_torch
-from .provenance import atomic_write_text, provenance
+from .models import build_upscaler
+from .provenance import provenance
 
 GRAY_RULES = ("rgb", "y")
-
-
-def list_upscalers() -> list[str]:
-    """Names accepted by :func:`build_upscaler`: classical methods and registered models."""
-    from .classical import CLASSICAL
-    from .models import list_models
-
-    return sorted(CLASSICAL) + list_models()
-
-
-def build_upscaler(name: str, scale: int, checkpoint: str | Path | None = None,
-                   profile: str = "quick") -> nn.Module:
-    """A classical method or a registered model at ``scale``, with ``checkpoint`` loaded if given.
-
-    ``profile`` sets the training budget of the learned classical methods (``ne``, ``sc``) and
-    where their dictionaries are cached; it does not affect the others.
-    """
-    from .classical import CLASSICAL, LEARNED
-    from .models import build_model, load_weights
-
-    if name in CLASSICAL:
-        if checkpoint is not None:
-            raise ValueError(f"{name} is a classical method and takes no --checkpoint")
-        module, cls = CLASSICAL[name]
-        kw = {"profile": profile} if name in LEARNED else {}
-        return getattr(importlib.import_module(module), cls)(scale=scale, **kw)
-    try:
-        model = build_model(name, scale)
-    except KeyError:
-        raise KeyError(f"unknown upscaler {name!r}; known: {', '.join(list_upscalers())}") from None
-    if checkpoint is not None:
-        load_weights(model, checkpoint)
-    return model
 
 
 def upscale(model: nn.Module, lr: np.ndarray, device: str = "cpu") -> torch.Tensor:

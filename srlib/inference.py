@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 
 from .data.colour import to_tensor, to_uint8
 from .data.io import IMAGE_EXTENSIONS, load_image, save_image
+from .data.transforms import dihedral
+from .device import cpu_supports_bf16
 
 
 def fold_weight_norm(model: nn.Module) -> nn.Module:
@@ -48,8 +50,6 @@ def _autocast(device: torch.device, precision: str):
         return torch.autocast(device.type, enabled=False)
     if precision != "bf16":
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    from .train.precision import cpu_supports_bf16
-
     if device.type == "cpu" and not cpu_supports_bf16():
         raise ValueError("bf16 inference asked for, but this CPU has no native bf16 (AMX / AVX512-BF16); "
                          "use precision='fp32'")
@@ -84,17 +84,9 @@ def tiled(model: nn.Module, x: torch.Tensor, scale: int, tile: int, overlap: int
     return out
 
 
-def _dihedral(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
-    if inverse:
-        x = x.flip(-1) if k >= 4 else x
-        return torch.rot90(x, -(k % 4), dims=(-2, -1))
-    x = torch.rot90(x, k % 4, dims=(-2, -1))
-    return x.flip(-1) if k >= 4 else x
-
-
 def self_ensemble(run, x: torch.Tensor) -> torch.Tensor:
     """Mean of ``run`` over the 8 flips/rotations of ``x``, each mapped back."""
-    return torch.stack([_dihedral(run(_dihedral(x, k)), k, inverse=True) for k in range(8)]).mean(0)
+    return torch.stack([dihedral(run(dihedral(x, k)), k, inverse=True) for k in range(8)]).mean(0)
 
 
 def upscale_tensor(model: nn.Module, x: torch.Tensor, scale: int, tile: int | None = None,

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
+
+# re-exported: the atomic writers live in srlib.fileio (import them from there)
+from .fileio import atomic_write_text, write_json  # noqa: F401
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,22 +56,3 @@ def provenance(profile: str | None = None, seed: int | None = None, data_source=
     return {"profile": profile, "commit": git_commit(), "seed": seed, "device": device_name(device),
             "data_source": data_source, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": platform.platform(), "versions": versions(), **extra}
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json(path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")

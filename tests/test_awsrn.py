@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from srlib.models import CheckpointError, build_model, count_parameters, load_weights
 from srlib.models.awsrn import AWSRN
 from srlib.models.blocks import DIV2K_RGB_MEAN, Scale
+from srlib.models.tracing import trace_shapes
+from srlib.reference import published_complexity
 
 CONFIGS = {  # name: (n_feats, block_feats, n_lfb, n_awru)
     "awsrn-s": (32, 128, 1, 4),
@@ -15,12 +17,9 @@ CONFIGS = {  # name: (n_feats, block_feats, n_lfb, n_awru)
     "awsrn-m": (32, 128, 3, 4),
     "awsrn": (32, 128, 4, 4),
 }
-PARAMS = {  # published sizes (weight-norm gains and adaptive scalars included)
-    ("awsrn-s", 2): 397_482, ("awsrn-s", 3): 476_757, ("awsrn-s", 4): 587_742,
-    ("awsrn-sd", 2): 348_098, ("awsrn-sd", 3): 388_013, ("awsrn-sd", 4): 443_894,
-    ("awsrn-m", 2): 1_063_742, ("awsrn-m", 3): 1_143_017, ("awsrn-m", 4): 1_254_002,
-    ("awsrn", 2): 1_396_872, ("awsrn", 3): 1_476_147, ("awsrn", 4): 1_587_132, ("awsrn", 8): 2_348_172,
-}
+# published sizes (weight-norm gains and adaptive scalars included), from srlib/reference
+PARAMS = {(r.model, r.scale): int(r.params) for r in published_complexity().itertuples()
+          if r.source.startswith("Wang et al. 2019 AWSRN")}
 BAM_EXTRA = 32 * 4 + 4 + 4 * 32 + 7 * 7  # ACAM squeeze + PReLU + excite, MSAM 7x7
 
 
@@ -113,6 +112,10 @@ def official_forward(sd, x, scale, n_lfb, n_awru, superimage=False, bam=False):
 
 
 # --- sizes and shapes --------------------------------------------------------------------------
+
+
+def test_published_sizes_cover_every_variant_and_scale():
+    assert sorted(PARAMS) == sorted([(n, s) for n in CONFIGS for s in (2, 3, 4)] + [("awsrn", 8)])
 
 
 @pytest.mark.parametrize("name,scale", sorted(PARAMS))
@@ -260,3 +263,12 @@ def test_pruning_by_count_keeps_the_largest_weights():
         awms.prune(threshold=10.0)
     with pytest.raises(ValueError, match="exactly one"):
         awms.prune()
+
+
+def test_trace_shapes_records_each_top_level_module():
+    model = build_model("awsrn-s", 4)
+    rows = trace_shapes(model, _image(12, 16), max_depth=1)
+    assert [r["name"] for r in rows] == ["head", "lfbs", "awms", "skip", "(model)"]
+    assert rows[2]["output"] == rows[-1]["output"] == (1, 3, 48, 64)
+    assert rows[3]["output"] == (1, 48, 12, 16)  # the skip before its pixel shuffle: 3 * 4^2 channels
+    assert rows[-1]["params"] == PARAMS["awsrn-s", 4]

@@ -9,7 +9,8 @@ from srlib.classical.patches import extract, grid, overlap_average, patch_index,
 from srlib.classical.sparse_coding import SparseCoding, back_projection, gaussian_5x5, lasso_fista
 from srlib.data.colour import rgb2ycbcr, rgb_to_ycbcr, to_tensor, ycbcr_to_rgb
 from srlib.data.resize import imresize
-from srlib.evaluate import build_upscaler, evaluate, list_upscalers
+from srlib.evaluate import evaluate
+from srlib.models import build_upscaler, list_upscalers
 from srlib.metrics import psnr
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from srlib.complexity import count_params, multi_adds, peak_memory, time_forward
 from srlib.models import build_model
+from srlib.reference import published_complexity
 
 HD = (720, 1280)  # the papers' output size for Multi-Adds
 
@@ -30,10 +31,18 @@ def test_non_divisible_output_scales_by_area():
     assert multi_adds(conv, scale=3) == pytest.approx(12 * 1280 * 720 / 9, rel=1e-12)
 
 
-@pytest.mark.parametrize("name,published", [("awsrn-s", 33.7e9), ("awsrn", 91.1e9)])
-def test_awsrn_x4_multi_adds_match_the_paper(name, published):
+PUBLISHED_MULTI_ADDS = published_complexity().dropna(subset=["multi_adds_G"])
+
+
+def test_published_multi_adds_are_the_two_x4_values():
+    assert sorted(zip(PUBLISHED_MULTI_ADDS.model, PUBLISHED_MULTI_ADDS.scale)) == [("awsrn", 4), ("awsrn-s", 4)]
+
+
+@pytest.mark.parametrize("name,scale,published_G", [
+    (r.model, r.scale, r.multi_adds_G) for r in PUBLISHED_MULTI_ADDS.itertuples()])
+def test_awsrn_multi_adds_match_the_paper(name, scale, published_G):
     # Counted on the meta device at the full 320x180 LR input: instant, no arithmetic done.
-    assert multi_adds(build_model(name, 4), scale=4) == pytest.approx(published, rel=0.02)
+    assert multi_adds(build_model(name, scale), scale=scale) == pytest.approx(published_G * 1e9, rel=0.02)
 
 
 @pytest.mark.parametrize("name,cfg", [("awsrn-sd", (16, 128, 1, 8)), ("awsrn-m", (32, 128, 3, 4))])

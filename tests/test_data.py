@@ -5,8 +5,11 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from srlib.data import save_image
+from srlib.data.colour import to_tensor
+from srlib.data.transforms import dihedral
 from srlib.data import catalog as cat
 from srlib.data.datasets import FALLBACK_SOURCE, BenchmarkSet, PatchDataset, load_hr_images
 
@@ -160,3 +163,56 @@ def test_patch_dataset_augmentations_cover_the_eight_symmetries(textured):
 def test_patch_dataset_refuses_images_too_small():
     with pytest.raises(ValueError, match="large enough"):
         PatchDataset([np.zeros((10, 10, 3), np.uint8)], 2, lr_patch=8)
+
+
+def _old_patch_formula(img: np.ndarray, k: int) -> torch.Tensor:
+    """PatchDataset's numpy formula before the dihedral transform moved to srlib.data.transforms."""
+    img = np.rot90(img, k % 4, axes=(0, 1))
+    img = img[:, ::-1] if k >= 4 else img
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255)
+
+
+def test_dihedral_equals_the_former_numpy_formula_for_all_eight(rng):
+    patch = rng.integers(0, 256, (6, 9, 3), dtype=np.uint8)  # not square: a transpose shows
+    outs = []
+    for k in range(8):
+        new = dihedral(to_tensor(patch, batch=False), k).contiguous()
+        old = _old_patch_formula(patch, k)
+        assert new.dtype == old.dtype == torch.float32 and new.shape == old.shape
+        assert new.equal(old), k
+        outs.append(new)
+    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8  # eight different images
+
+
+def test_patch_dataset_yields_the_former_patches_bit_for_bit(textured):
+    ds = PatchDataset([textured], 2, 8, length=64, seed=5, augment=True)
+    hr, lr = ds.pairs[0]
+    ks = set()
+    for i in range(64):  # the draws of PatchDataset.__getitem__, replayed with the old formula
+        r = np.random.default_rng((5, i))
+        r.integers(1)
+        y, x = r.integers(lr.shape[0] - 7), r.integers(lr.shape[1] - 7)
+        k = int(r.integers(8))
+        ks.add(k)
+        lr_p, hr_p = ds[i]
+        assert lr_p.is_contiguous() and hr_p.is_contiguous()
+        assert lr_p.equal(_old_patch_formula(lr[y : y + 8, x : x + 8], k))
+        assert hr_p.equal(_old_patch_formula(hr[2 * y : 2 * y + 16, 2 * x : 2 * x + 16], k))
+    assert ks == set(range(8))
+
+
+def test_dihedral_inverse_and_range():
+    x = torch.arange(2 * 3 * 4 * 5.0).view(2, 3, 4, 5)
+    for k in range(8):
+        assert dihedral(dihedral(x, k), k, inverse=True).equal(x)
+    assert dihedral(x, 1).equal(x.rot90(1, dims=(2, 3))) and dihedral(x, 4).equal(x.flip(-1))
+    with pytest.raises(ValueError, match="0..7"):
+        dihedral(x, 8)
+
+
+def test_to_tensor_batch_flag():
+    img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    batched, single = to_tensor(img), to_tensor(img, batch=False)
+    assert batched.shape == (1, 3, 2, 3) and single.shape == (3, 2, 3)
+    assert batched[0].equal(single) and single[2, 1, 0].item() == pytest.approx(img[1, 0, 2] / 255)
+    assert to_tensor(img[..., 0], batch=False).shape == (1, 2, 3)  # gray HW -> one channel

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from srlib.cli import main
-from srlib.evaluate import build_upscaler, compare_published, evaluate, read_table, summarize, write_table
+from srlib.evaluate import compare_published, evaluate, read_table, summarize, write_table
+from srlib.models import build_upscaler
 from srlib.reference import published
 
 
@@ -106,3 +107,16 @@ def test_cli_data_list(capsys, data_dir):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "Urban100" in out and "SRLIB_DATA_DIR" in out
+
+
+def test_cli_models_lists_classical_methods_and_models_in_one_registry(capsys):
+    from srlib.models import describe_upscalers, list_upscalers
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kinds = {ln.split()[0]: ln.split()[1] for ln in lines[1:]}
+    assert lines[0].split()[:3] == ["name", "kind", "scales"]
+    assert list(kinds) == list_upscalers() == [r["name"] for r in describe_upscalers()]
+    assert {n for n, k in kinds.items() if k == "classical"} == {"bicubic", "bilinear", "nearest", "ne", "sc"}
+    assert kinds["awsrn-s"] == kinds["pan"] == "model" and "x2,x3,x4,x8" in next(
+        ln for ln in lines if ln.startswith("awsrn "))

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from srlib.train import SeededBatchSampler, TrainCheckpointError, TrainConfig, Trainer, train_model
-from srlib.train.precision import cpu_supports_bf16, resolve_precision
+from srlib.device import cpu_supports_bf16, resolve_precision
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent

@@ -15,5 +15,12 @@ CLASSICAL = {
     "sc": ("srlib.classical.sparse_coding", "SparseCoding"),
 }
 LEARNED = ("ne", "sc")  # learn a dictionary on first use; take ``profile=``
+DESCRIPTIONS = {
+    "nearest": "INTER nearest neighbour (MATLAB imresize kernel)",
+    "bilinear": "INTER bilinear (MATLAB imresize kernel)",
+    "bicubic": "INTER bicubic (MATLAB imresize, the protocol's resampler)",
+    "ne": "neighbour embedding NE+LLE (Chang et al. 2004), dictionary learned per profile",
+    "sc": "sparse coding ScSR (Yang et al. 2010), dictionary learned per profile",
+}
 
-__all__ = ["Bicubic", "Bilinear", "CLASSICAL", "Interpolation", "LEARNED", "Nearest"]
+__all__ = ["Bicubic", "Bilinear", "CLASSICAL", "DESCRIPTIONS", "Interpolation", "LEARNED", "Nearest"]

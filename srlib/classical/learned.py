@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import torch
 from torch import nn
 
 from ..data.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from ..fileio import atomic_open, atomic_write_text
 from .patches import (LR_PATCH, extract, gradient_features, mid_image, overlap_average,
                       patch_index, training_pairs)
 
@@ -115,19 +114,11 @@ class PatchUpscaler(nn.Module):
 
     def save(self, path) -> Path:
         """Write the arrays (npz) and the sidecar (json) atomically."""
-        from ..provenance import atomic_write_text, provenance
+        from ..provenance import provenance
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{k: v.numpy() for k, v in self.arrays.items()})
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_open(path, "wb") as f:
+            np.savez(f, **{k: v.numpy() for k, v in self.arrays.items()})
         meta = {**self.info, "provenance": provenance(self.profile, seed=self.seed)}
         atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, default=str))
         return path

@@ -23,6 +23,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..fileio import move_into_place
 from .io import list_images
 
 GITHUB_RAW = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
@@ -218,7 +219,7 @@ def download_file(url: str, dest: Path, checksum: str | None = None, algo: str =
     if checksum is not None and _hash(part, algo) != checksum:
         part.unlink()
         raise IOError(f"checksum mismatch for {url} ({algo}); the partial file was removed, try again")
-    os.replace(part, dest)
+    move_into_place(part, dest)
     return dest
 
 
@@ -268,7 +269,7 @@ def download_dataset(name: str, root=None) -> Path:
                                    f"Partial files are kept in {staging.parent} and a new "
                                    "download resumes from them.") from exc
     (root / info.name).mkdir(parents=True, exist_ok=True)
-    os.replace(staging, final)
+    move_into_place(staging, final)  # a folder: atomic when final does not exist yet
     shutil.rmtree(root / f"{info.name}.partial", ignore_errors=True)
     return final
 

@@ -78,11 +78,15 @@ def modcrop(img, scale: int):
     return img[: h - h % scale, : w - w % scale, ...]
 
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 HWC (or HW) -> float32 (1, C, H, W) in [0, 1]."""
+def to_tensor(img: np.ndarray, batch: bool = True) -> torch.Tensor:
+    """uint8 HWC (or HW) -> float32 in [0, 1]: (1, C, H, W), or (C, H, W) with ``batch=False``.
+
+    Always a fresh contiguous tensor (the array, possibly read-only, is copied).
+    """
     if img.ndim == 2:
         img = img[..., None]
-    return torch.tensor(img.transpose(2, 0, 1), dtype=torch.float32).div_(255).unsqueeze(0)
+    x = torch.tensor(img.transpose(2, 0, 1), dtype=torch.float32).div_(255)
+    return x.unsqueeze(0) if batch else x
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

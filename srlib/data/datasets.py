@@ -16,13 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from .catalog import CATALOG, DatasetNotFoundError, canonical_name, download_dataset, find_dataset, missing_message
-from .colour import modcrop
+from .colour import modcrop, to_tensor
 from .io import list_images, load_image
 from .resize import imresize
+from .transforms import dihedral
 
 # scikit-image ships these in its wheel (no download). Test and train images are disjoint.
 FALLBACK_TEST = ("astronaut", "camera", "chelsea", "coffee", "rocket")
@@ -164,12 +164,6 @@ def _pair(im, scale: int) -> tuple[np.ndarray, np.ndarray]:
     return hr, imresize(hr, 1 / scale)
 
 
-def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
-    """The k-th of the 8 flips/rotations of an HWC array (k in 0..7)."""
-    x = np.rot90(x, k % 4, axes=(0, 1))
-    return x[:, ::-1] if k >= 4 else x
-
-
 class PatchDataset(Dataset):
     """Random paired patches for training.
 
@@ -187,10 +181,16 @@ class PatchDataset(Dataset):
                  seed: int = 0, augment: bool = True):
         self.scale, self.lr_patch, self.length = int(scale), int(lr_patch), int(length)
         self.seed, self.augment = int(seed), augment
-        pairs = [_pair(im, self.scale) for im in images]
-        self.pairs = [(h, l) for h, l in pairs if min(l.shape[:2]) >= self.lr_patch]
-        if not self.pairs:
-            raise ValueError(f"no image is large enough for {lr_patch}px LR patches at x{scale}")
+        self._all_pairs = [_pair(im, self.scale) for im in images]
+        self.set_lr_patch(lr_patch)
+
+    def set_lr_patch(self, lr_patch: int) -> None:
+        """Switch the LR patch size (training phases): sample ``i`` is a function of
+        ``(seed, i, lr_patch)``; images smaller than the patch are left out, as at construction."""
+        pairs = [(h, l) for h, l in self._all_pairs if min(l.shape[:2]) >= int(lr_patch)]
+        if not pairs:
+            raise ValueError(f"no image is large enough for {lr_patch}px LR patches at x{self.scale}")
+        self.lr_patch, self.pairs = int(lr_patch), pairs
 
     def __len__(self) -> int:
         return self.length
@@ -201,16 +201,12 @@ class PatchDataset(Dataset):
         p, s = self.lr_patch, self.scale
         y = rng.integers(lr.shape[0] - p + 1)
         x = rng.integers(lr.shape[1] - p + 1)
-        lr_p = lr[y : y + p, x : x + p]
-        hr_p = hr[y * s : (y + p) * s, x * s : (x + p) * s]
+        lr_p = to_tensor(lr[y : y + p, x : x + p], batch=False)
+        hr_p = to_tensor(hr[y * s : (y + p) * s, x * s : (x + p) * s], batch=False)
         if self.augment:
             k = int(rng.integers(8))
-            lr_p, hr_p = _dihedral(lr_p, k), _dihedral(hr_p, k)
-        return _chw(lr_p), _chw(hr_p)
-
-
-def _chw(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255)
+            lr_p, hr_p = dihedral(lr_p, k).contiguous(), dihedral(hr_p, k).contiguous()
+        return lr_p, hr_p
 
 
 def dataset_sizes(images: list[HRImage]) -> dict:

@@ -7,11 +7,12 @@ orientation (the image is rotated upright, as a viewer shows it).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..fileio import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -64,15 +65,8 @@ def save_image(img: np.ndarray, path: str | os.PathLike) -> Path:
     path = Path(path)
     if img.dtype != np.uint8:
         raise TypeError(f"save_image: expected uint8, got {img.dtype} (clamp and round first)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, keep_suffix=True) as tmp:
         Image.fromarray(img).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

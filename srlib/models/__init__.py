@@ -1,8 +1,10 @@
-"""Model registry: ``build_model(name, scale, **overrides)`` and ``list_models()``.
+"""Registry of every upscaler: networks (``build_model``, ``list_models``) and, beside them, the
+classical methods of :mod:`srlib.classical` (``build_upscaler``, ``list_upscalers``).
 
 A model is one file in this package (or in ``zoo/``) plus one entry below. Every model takes
 float RGB in [0, 1] (N, 3, h, w) and returns float RGB in the same range (not clamped),
 (N, 3, h*scale, w*scale). Models whose official weights expect [0, 255] scale internally.
+The classical methods keep that contract and are imported only when one is asked for.
 """
 from __future__ import annotations
 
@@ -95,6 +97,51 @@ def build_model(name: str, scale: int, **overrides) -> nn.Module:
         )
     cls = getattr(importlib.import_module(entry.module), entry.cls)
     return cls(scale=scale, **{**entry.config, **overrides})
+
+
+def list_upscalers() -> list[str]:
+    """Names accepted by :func:`build_upscaler`: the classical methods, then the models."""
+    from ..classical import CLASSICAL
+
+    return sorted(CLASSICAL) + list_models()
+
+
+def describe_upscalers() -> list[dict]:
+    """One record per upscaler: ``name``, ``kind`` ('classical' or 'model'), ``scales`` (a tuple;
+    None for the classical methods, which take any integer scale) and ``description``."""
+    from ..classical import CLASSICAL, DESCRIPTIONS
+
+    rows = [{"name": n, "kind": "classical", "scales": None, "description": DESCRIPTIONS.get(n, "")}
+            for n in sorted(CLASSICAL)]
+    for name in list_models():
+        entry = get_entry(name)
+        rows.append({"name": name, "kind": "model", "scales": entry.scales,
+                     "description": entry.description})
+    return rows
+
+
+def build_upscaler(name: str, scale: int, checkpoint: str | Path | None = None,
+                   profile: str = "quick") -> nn.Module:
+    """A classical method or a registered model at ``scale``, with ``checkpoint`` loaded if given.
+
+    ``profile`` sets the training budget of the learned classical methods (``ne``, ``sc``) and
+    where their dictionaries are cached; it does not affect the others.
+    """
+    from ..classical import CLASSICAL, LEARNED
+
+    if name in CLASSICAL:
+        if checkpoint is not None:
+            raise ValueError(f"{name} is a classical method and takes no --checkpoint")
+        module, cls = CLASSICAL[name]
+        kw = {"profile": profile} if name in LEARNED else {}
+        return getattr(importlib.import_module(module), cls)(scale=scale, **kw)
+    try:
+        model = build_model(name, scale)
+    except KeyError:
+        raise KeyError(f"unknown upscaler {name!r}; known: {', '.join(list_upscalers())}") from None
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
+    return model
 
 
 class CheckpointError(ValueError):

@@ -60,6 +60,9 @@ class YanCNN(nn.Module):
 
     def bicubic(self, x: torch.Tensor) -> torch.Tensor:
         """The global skip, MATLAB bicubic in ``x``'s dtype: outside autocast, so bf16 training
-        rounds only the small residual, not the image."""
+        rounds only the small residual, not the image. (The ``meta`` device of the Multi-Adds
+        count has no autocast.)"""
+        if x.device.type == "meta":
+            return imresize(x, scale=self.scale)
         with torch.autocast(x.device.type, enabled=False):
             return imresize(x, scale=self.scale)

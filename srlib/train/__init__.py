@@ -7,7 +7,7 @@ Usage::
 """
 from .config import TrainConfig
 from .ema import EMA
-from .precision import cpu_supports_bf16
+from ..device import cpu_supports_bf16
 from .sampler import SeededBatchSampler
 from .state import TrainCheckpointError, TrainingDiverged, load_checkpoint
 from .trainer import Trainer, build_scheduler, train_model

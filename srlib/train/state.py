@@ -5,13 +5,13 @@ RNG states are stored as tensors and ints (not pickled objects) so checkpoints l
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..fileio import atomic_torch_save
 
 FORMAT = "srlib-trainer-v1"
 REQUIRED = ("model", "optimizer", "scheduler", "step", "sampler", "rng")
@@ -68,20 +68,9 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def atomic_save(obj, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_save(obj, path: str | Path) -> Path:
+    """``torch.save`` atomically: an alias of :func:`srlib.fileio.atomic_torch_save`."""
+    return atomic_torch_save(obj, path)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -1,24 +1,20 @@
 """Matplotlib figures shared by the notebooks; ``save_fig`` writes them under figures/<profile>/."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..fileio import atomic_path
 from ..paths import figures_dir
 
 
 def save_fig(fig, profile: str, name: str, dpi: int = 110) -> Path:
     """Save ``fig`` as ``figures/<profile>/<name>.png`` (atomically) and return the path."""
     out = figures_dir(profile) / f"{name}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, out)
+    with atomic_path(out, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return out
 
 

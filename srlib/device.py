@@ -1,4 +1,4 @@
-"""Device, mixed precision and memory format choices.
+"""Device, mixed precision and memory format choices, shared by training, evaluation and inference.
 
 CPU bf16 autocast pays off only on CPUs with native bf16 (AMX-BF16 or AVX512-BF16) and with
 channels_last; elsewhere oneDNN emulates bf16 and fp32 is faster, so ``'auto'`` keeps fp32.
