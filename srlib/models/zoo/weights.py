@@ -8,12 +8,11 @@ identical tensor shapes, so only the hash tells them apart).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
+from ...data.fingerprint import file_sha256
 from .. import CheckpointError, build_model, load_weights
 
 ENV = "SRLIB_WEIGHTS_DIR"
@@ -103,19 +102,9 @@ def find_weights(name: str, scale: int) -> Path:
     return path
 
 
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def identify_weights(path: str | os.PathLike) -> list[tuple[str, int]]:
     """The (name, scale) pairs a file is the official weights of, by SHA-256 ([] if unknown)."""
-    st = os.stat(path)
-    digest = _sha256(str(path), st.st_size, st.st_mtime)
+    digest = file_sha256(path)  # cached by (path, size, mtime_ns) in memory and on disk
     return [key for key, entry in CATALOG.items() if entry.sha256 == digest]
 
 
