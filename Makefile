@@ -20,11 +20,13 @@ endif
 .PHONY: setup test reproduce smoke bench lab clean-results
 
 $(STAMP): pyproject.toml
+	@mkdir -p $(VENV) && date +%s > $(VENV)/.setup_started
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name srlib --display-name "Python (srlib)" >/dev/null
 	touch $(STAMP)
+	@now=$$(date +%s); echo "$$((now - $$(cat $(VENV)/.setup_started))) $$now" > $(VENV)/.setup_seconds
 
 setup: $(STAMP)
 

@@ -5,8 +5,10 @@ runs it in this Python's kernel (registered as ``srlib`` in ``sys.prefix``, so a
 runs in a system Python), and writes the executed notebook and its HTML under
 ``results/<profile>/notebooks/``. A run report (``run_report.md`` / ``.json``) records each
 notebook's wall time, peak memory (resident set of the kernel process, sampled every 0.2 s) and
-status, with the machine and library versions. A failing notebook stops the run; the error
-names the notebook and the failing cell.
+status, with the machine and library versions, and sets each notebook's time against its share
+of the profile's budget (:class:`srlib.profiles.NotebookBudget`, DESIGN.md "The quick budget"),
+the set-up's too when ``make`` recorded it (``<venv>/.setup_seconds``). A failing notebook
+stops the run; the error names the notebook and the failing cell.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .paths import notebooks_dir, project_root, results_dir
 from .provenance import atomic_write_text, provenance, write_json
 
 KERNEL_NAME = "srlib"
+SETUP_RECORD = ".setup_seconds"  # in sys.prefix: "<seconds> <unix time it finished>", by the Makefile
 
 
 class NotebookFailed(RuntimeError):
@@ -124,13 +127,69 @@ def run_notebook(nb: Path, profile: str, out_dir: Path, kernel: str, parameters:
                        round(mem.peak / 2**20, 1), str(out.relative_to(project_root())), error)
 
 
-def write_report(runs: list[NotebookRun], profile: str, out: Path) -> Path:
+def setup_seconds(since: float | None = None, prefix: str | Path | None = None) -> float | None:
+    """Seconds the last ``make`` set-up took, if it finished after ``since`` (a Unix time).
+
+    The Makefile writes ``<venv>/.setup_seconds`` when it installs; a set-up that finished
+    before the previous run report was written belongs to an earlier run, so it is not counted.
+    """
+    path = Path(prefix or sys.prefix) / SETUP_RECORD
+    try:
+        seconds, finished = (float(v) for v in path.read_text().split()[:2])
+    except (OSError, ValueError):
+        return None
+    return seconds if since is None or finished > since else None
+
+
+def _part_row(part: str, seconds: float, minutes: float | None) -> dict:
+    used = None if not minutes else seconds / 60 / minutes
+    verdict = "no budget" if used is None else "over" if used > 1 else "under"
+    return {"part": part, "seconds": round(seconds, 1), "budget_minutes": minutes,
+            "used_pct": None if used is None else round(100 * used, 1), "verdict": verdict}
+
+
+def budget_table(runs: list[NotebookRun], profile: str, setup: float | None = None) -> dict:
+    """Each part's wall time against its share of ``profile``'s budget, and the totals."""
+    from .profiles import get_profile
+
+    p = get_profile(profile)
+    rows = [_part_row("setup", setup, p.budget("setup").minutes)] if setup is not None else []
+    rows += [_part_row(r.notebook, r.seconds, p.budget(r.notebook).minutes) for r in runs]
+    shares = [r["budget_minutes"] for r in rows]
+    total = _part_row("total", sum(r["seconds"] for r in rows),
+                      None if None in shares else float(sum(shares)))
+    return {"parts": rows, "total": total, "setup_known": setup is not None,
+            "profile_total_minutes": p.total_minutes, "profile_shares_minutes": p.shares_minutes,
+            "rerun_minutes": p.rerun_minutes}
+
+
+def _fmt(value, unit: str = "") -> str:
+    return "–" if value is None else f"{value:g}{unit}"
+
+
+def _budget_lines(b: dict) -> list[str]:
+    lines = ["| part | wall time (min) | budget (min) | used | over / under |", "|---|---|---|---|---|"]
+    lines += [f"| {r['part']} | {r['seconds'] / 60:.1f} | {_fmt(r['budget_minutes'])} | {_fmt(r['used_pct'], ' %')} "
+              f"| {r['verdict']} |" for r in (*b["parts"], b["total"])]
+    setup = ("counted above (the `make` set-up that preceded this run)" if b["setup_known"] else
+             "not known (no `make` set-up finished since the previous report), not counted")
+    return lines + ["", f"- set-up time: {setup}",
+                    f"- the profile's budget for a fresh `make reproduce`: {_fmt(b['profile_total_minutes'], ' min')} "
+                    f"(its parts' shares add up to {_fmt(b['profile_shares_minutes'], ' min')}); a rerun with "
+                    f"everything cached: {_fmt(b['rerun_minutes'], ' min')}"]
+
+
+def write_report(runs: list[NotebookRun], profile: str, out: Path, setup: float | None = None) -> Path:
+    """``run_report.json`` and ``.md``: each notebook's status, time, memory, and the budget table."""
     prov = provenance(profile=profile)
-    write_json(out / "run_report.json", {"provenance": prov, "notebooks": [asdict(r) for r in runs]})
+    budget = budget_table(runs, profile, setup)
+    write_json(out / "run_report.json", {"provenance": prov, "notebooks": [asdict(r) for r in runs],
+                                         "budget": budget})
     lines = [f"# Run report: profile `{profile}`", "",
              "| notebook | status | wall time (s) | peak memory (MiB) |", "|---|---|---|---|"]
     lines += [f"| {r.notebook} | {r.status} | {r.seconds} | {r.peak_rss_mb} |" for r in runs]
     lines += [""] + [f"- {r.notebook}: {r.error}" for r in runs if r.error]
+    lines += ["", "## Time against the budget", ""] + _budget_lines(budget)
     lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in prov.items()]
     return atomic_write_text(out / "run_report.md", "\n".join(lines) + "\n")
 
@@ -144,6 +203,8 @@ def reproduce(profile: str = "quick", only=None, html: bool = True, parameters: 
     kernel = ensure_kernel()
     out = results_dir(profile) / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
+    previous = results_dir(profile) / "run_report.json"
+    setup = setup_seconds(since=previous.stat().st_mtime if previous.exists() else None)
     os.environ.setdefault("SRLIB_PROJECT_DIR", str(project_root()))
     runs = []
     for nb in list_notebooks(only=only):
@@ -152,7 +213,7 @@ def reproduce(profile: str = "quick", only=None, html: bool = True, parameters: 
         runs.append(run)
         log(f"[srlib] {nb.name}: {run.status} in {run.seconds:.1f} s, peak {run.peak_rss_mb:.0f} MiB")
         if run.error:
-            write_report(runs, profile, results_dir(profile))
+            write_report(runs, profile, results_dir(profile), setup)
             raise NotebookFailed(run.error + f" (executed copy: {run.output})")
-    write_report(runs, profile, results_dir(profile))
+    write_report(runs, profile, results_dir(profile), setup)
     return runs

@@ -28,3 +28,36 @@ def test_notebook_06_runs_under_smoke(data_dir, scratch_project):
     for name in ("fig2_panel", "fig3_psnr_urban100", "fig4_ssim_urban100", "psnr_set5_set14"):
         assert (project / "figures" / "smoke" / f"06_seed002_{name}.png").stat().st_size > 5_000
     assert sorted(p.name[:2] for p in (out / "dictionaries").glob("*.npz")) == ["ne"] * 3 + ["sc"] * 3
+
+
+def _per_image(psnr: dict) -> pd.DataFrame:
+    """Per-image rows of the four methods on Urban100 x2, ``psnr[label]`` per image."""
+    rows = [{"model": m, "dataset": "Urban100", "scale": 2, "image": f"img{i}", "psnr": v, "ssim": v / 40,
+             "seconds": 1.0} for m, vals in psnr.items() for i, v in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_mean_table_and_claims_by_hand():
+    from srlib.studies.seed002 import ORDER, check_claims, mean_table
+
+    psnr = dict(zip(ORDER, ([20, 22, 24, 26, 28], [21, 23, 25, 27, 29], [22, 23, 24, 25, 26], [23, 24, 26, 27, 29])))
+    per_image = _per_image(psnr)
+    means = mean_table(per_image).set_index("model")
+    assert list(means.index) == ORDER
+    assert means.psnr["CNN (ours)"] == 25.8 and means.gain["CNN (ours)"] == 25.8 - 24.0
+    assert means.iqr["INTER (bicubic)"] == 4.0 and means.iqr["SC (ScSR)"] == 2.0  # quartiles 22/26, 23/25
+    claims = check_claims(per_image, means.reset_index(), [2]).set_index("claim")
+    assert claims.holds["CNN has the highest mean PSNR"]
+    assert claims.margin["CNN has the highest mean PSNR"] == "+0.80 dB over ML (NE+LLE)"
+    assert claims.holds["SC has the smallest PSNR range (IQR)"]
+    # images 3 and 4: the CNN (27, 29) only ties NE (27, 29), so "beats on every image" fails twice
+    assert not claims.holds["CNN beats NE and SC on every image"]
+    assert claims.margin["CNN beats NE and SC on every image"] == "3 of 5 images"
+
+
+def test_claims_are_not_checked_on_a_fallback_set():
+    from srlib.studies.seed002 import ORDER, check_claims, mean_table
+
+    per_image = _per_image({m: [20, 21] for m in ORDER}).assign(dataset="Urban100 (missing; fallback: skimage)")
+    claims = check_claims(per_image, mean_table(per_image), [2])
+    assert claims.empty and "not checked: Urban100 (missing; fallback: skimage)" in claims.attrs["note"]

@@ -4,7 +4,8 @@ import json
 import nbformat
 import pytest
 
-from srlib.pipeline import NotebookFailed, list_notebooks, reproduce
+from srlib.pipeline import NotebookFailed, NotebookRun, list_notebooks, reproduce, setup_seconds, write_report
+from srlib.profiles import BUDGET_PARTS, get_profile
 
 NOTEBOOKS = list_notebooks()
 
@@ -57,3 +58,41 @@ def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(scratch_proje
 def test_unknown_profile_is_refused_before_anything_runs():
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         reproduce("fast")
+
+
+def test_quick_budget_is_the_design_table():
+    p = get_profile("quick")
+    minutes = {k: p.budget(k).minutes for k in BUDGET_PARTS}
+    assert minutes == {"setup": 3, "01": 2, "02": 10, "03": 15, "04": 15, "05": 15, "06": 15, "07": 5}
+    assert p.shares_minutes == 80 and p.total_minutes == 90 and p.rerun_minutes == 5
+    assert p.budget("02_baseline_awsrn.ipynb") is p.budget(2) is p.budget("02")
+    assert get_profile("full").shares_minutes is None  # a GPU box has no 2-core budget
+    with pytest.raises(ValueError, match="no budget part 9; the parts are setup, 01"):
+        p.budget(9)
+
+
+def test_report_sets_each_notebook_against_its_budget(tmp_path):
+    runs = [NotebookRun("01_data_prep.ipynb", "ok", 60.0, 300.0, "x"),
+            NotebookRun("02_baseline_awsrn.ipynb", "ok", 900.0, 400.0, "y")]
+    write_report(runs, "quick", tmp_path, setup=90.0)
+    budget = json.loads((tmp_path / "run_report.json").read_text())["budget"]
+    parts = {r["part"]: r for r in budget["parts"]}
+    assert parts["setup"]["used_pct"] == 50.0 and parts["setup"]["verdict"] == "under"  # 1.5 of 3 min
+    assert parts["01_data_prep.ipynb"]["used_pct"] == 50.0  # 1 of 2 min
+    assert parts["02_baseline_awsrn.ipynb"]["used_pct"] == 150.0 and parts["02_baseline_awsrn.ipynb"]["verdict"] == "over"
+    total = budget["total"]  # 17.5 min against 3 + 2 + 10
+    assert total["seconds"] == 1050.0 and total["budget_minutes"] == 15 and total["used_pct"] == 116.7
+    md = (tmp_path / "run_report.md").read_text()
+    assert "| 02_baseline_awsrn.ipynb | 15.0 | 10 | 150 % | over |" in md
+    assert "| total | 17.5 | 15 | 116.7 % | over |" in md and "90 min" in md
+    write_report(runs, "quick", tmp_path)  # setup unknown: not counted
+    budget = json.loads((tmp_path / "run_report.json").read_text())["budget"]
+    assert not budget["setup_known"] and budget["total"]["seconds"] == 960.0 and budget["total"]["budget_minutes"] == 12
+
+
+def test_setup_seconds_counts_only_a_setup_newer_than_the_last_report(tmp_path):
+    assert setup_seconds(prefix=tmp_path) is None  # make never recorded one
+    (tmp_path / ".setup_seconds").write_text("95 1000\n")
+    assert setup_seconds(prefix=tmp_path) == 95.0
+    assert setup_seconds(since=999.0, prefix=tmp_path) == 95.0
+    assert setup_seconds(since=1000.5, prefix=tmp_path) is None  # reported by an earlier run
