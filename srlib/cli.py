@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
@@ -21,20 +22,71 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _names(text: str) -> list[str]:
+    """argparse type: a non-empty comma-separated list of names, repeats dropped (order kept)."""
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or not all(items):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names without empty "
+                                         f"entries, e.g. Set5,Set14; got {text!r}")
+    return list(dict.fromkeys(items))
+
+
+def _scales(text: str) -> list[int]:
+    """argparse type: a non-empty comma-separated list of positive integer scales, repeats dropped."""
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or not all(items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer scales, e.g. 2,3,4; got {text!r}")
+    out = []
+    for t in items:
+        try:
+            v = int(t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{t!r} is not an integer scale (e.g. 2,3,4)") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"scales must be positive integers, got {v}")
+        out.append(v)
+    return list(dict.fromkeys(out))
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
+    return v
+
+
+def _scale(text: str) -> int:
+    v = _scales(text)
+    if len(v) != 1:
+        raise argparse.ArgumentTypeError(f"expected one integer scale, got {text!r}")
+    return v[0]
+
+
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="mean PSNR/SSIM of an upscaler on benchmarks")
     p.add_argument("--model", required=True,
                    help="bicubic, bilinear, nearest, ne, sc or a registered model (see `srlib models`)")
     p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"),
                    help="training budget and dictionary cache of the learned classical methods (ne, sc)")
-    p.add_argument("--dataset", default="Set5", help="one or more, comma-separated (Set5,Set14,B100,Urban100)")
-    p.add_argument("--scale", default="4", help="one or more, comma-separated (2,3,4)")
-    p.add_argument("--checkpoint", help="weights file for a model (loaded with weights_only=True)")
+    p.add_argument("--dataset", type=_names, default="Set5",
+                   help="one or more, comma-separated (Set5,Set14,B100,Urban100)")
+    p.add_argument("--scale", type=_scales, default="4", help="one or more, comma-separated (2,3,4)")
+    p.add_argument("--checkpoint", help="weights file for a model (loaded with weights_only=True); "
+                                        "required for a model unless --random-init")
+    p.add_argument("--random-init", action="store_true",
+                   help="evaluate a model with its random initial weights (no checkpoint), on purpose")
+    p.add_argument("--allow-modified-data", action="store_true",
+                   help="evaluate a catalogued benchmark with missing or changed images (a warning, "
+                        "recorded in the output's provenance) instead of stopping")
     p.add_argument("--gray-rule", choices=("rgb", "y"), default="rgb",
                    help="single-channel files: copy to RGB then Y (default), or measure the gray values")
     p.add_argument("--y", choices=("rounded", "float"), default="rounded",
                    help="Y rounded to 8 bits as MATLAB (default) or kept in float as BasicSR-style code")
-    p.add_argument("--max-images", type=int, help="evaluate only the first N images of each set")
+    p.add_argument("--max-images", type=_positive, help="evaluate only the first N images of each set")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-fallback", action="store_true",
                    help="fail when a dataset is missing instead of using the scikit-image fallback")
@@ -44,29 +96,36 @@ def _add_evaluate(sub):
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate, summarize, write_table
+    from .evaluate import evaluate, summarize, table_title, write_table
     from .provenance import provenance
 
-    scales = [int(s) for s in _csv(args.scale)]
-    df = evaluate(args.model, _csv(args.dataset), scales, checkpoint=args.checkpoint,
+    df = evaluate(args.model, args.dataset, args.scale, checkpoint=args.checkpoint,
                   gray_rule=args.gray_rule, max_images=args.max_images, device=args.device,
                   round_y=args.y == "rounded", profile=args.profile,
-                  fallback=not args.no_fallback, progress=sys.stderr.isatty())
+                  fallback=not args.no_fallback, progress=sys.stderr.isatty(),
+                  random_init=args.random_init, allow_modified=args.allow_modified_data)
     summary = summarize(df)
     source = df.attrs["data_source"]
+    modified = df.attrs.get("data_modified") or {}
     if args.out:
         prov = provenance(args.profile, device=args.device, data_source=source, gray_rule=args.gray_rule,
-                          y=args.y, checkpoint=args.checkpoint)
+                          y=args.y, checkpoint=args.checkpoint, random_init=args.random_init,
+                          **({"data_modified": modified} if modified else {}))
         write_table(df, args.out + "_images", prov)
         write_table(summary, args.out, prov)
     if args.format == "json":
         rows = [{**{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()},
                  "data_source": source[r["dataset"]], "gray_rule": args.gray_rule, "y": args.y,
-                 "checkpoint": args.checkpoint, "profile": args.profile} for r in summary.to_dict("records")]
+                 "checkpoint": args.checkpoint, "profile": args.profile, "random_init": args.random_init,
+                 **({"data_modified": modified[r["dataset"]]} if r["dataset"] in modified else {})}
+                for r in summary.to_dict("records")]
         print(json.dumps(rows[0] if len(rows) == 1 else {"results": rows}, indent=2))
     elif args.format == "csv":
         print(summary.to_csv(index=False), end="")
     else:
+        title = table_title(df)
+        if title:
+            print(title + "\n")
         print(summary.to_markdown(index=False, floatfmt=".4f"))
         for ds, src in source.items():
             print(f"{ds}: {src}")
@@ -76,32 +135,55 @@ def cmd_evaluate(args) -> int:
 def _add_upscale(sub):
     p = sub.add_parser("upscale", help="upscale an image or a folder of images")
     p.add_argument("input", help="an image file or a folder of images")
-    p.add_argument("output", help="the output file (PNG) or folder")
+    p.add_argument("output", help="the output file (must end in .png) or folder (outputs <stem>.png)")
     p.add_argument("--model", required=True)
-    p.add_argument("--scale", type=int, required=True)
-    p.add_argument("--checkpoint", help="weights file (loaded with weights_only=True)")
-    p.add_argument("--tile", type=int, help="LR tile size in pixels (bounded memory); default: whole image")
+    p.add_argument("--scale", type=_scale, required=True)
+    p.add_argument("--checkpoint", help="weights file (loaded with weights_only=True); required for a "
+                                        "model unless --random-init")
+    p.add_argument("--random-init", action="store_true", help="upscale with a model's random initial weights")
+    p.add_argument("--tile", type=_positive,
+                   help="LR tile size in pixels, >= 1 (bounded memory); default: whole image")
     p.add_argument("--overlap", type=int, default=16, help="LR context pixels around each tile")
     p.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA, or CPUs with native bf16)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="keep existing outputs and upscale only the others (resume a batch)")
+    p.add_argument("--max-pixels", type=_positive,
+                   help="largest input image in pixels (default ~179M, PIL's decompression-bomb limit)")
     p.set_defaults(func=cmd_upscale)
 
 
 def cmd_upscale(args) -> int:
-    from .inference import prepare, upscale_path
-    from .models import build_upscaler
+    from .inference import BatchUpscaleError, plan_upscale, prepare, upscale_path
+    from .models import build_upscaler, refuse_random_weights
 
+    if args.force and args.skip_existing:
+        raise ValueError("--force overwrites existing outputs and --skip-existing keeps them; pass one")
+    refuse_random_weights(args.model, args.checkpoint, args.random_init)
+    pairs, skipped = plan_upscale(args.input, args.output, args.force, args.skip_existing)  # before any work
+    if not pairs:
+        print(f"nothing to do: all {len(skipped)} output(s) exist (--skip-existing)")
+        return 0
     model = build_upscaler(args.model, args.scale, args.checkpoint)
     if any(True for _ in model.parameters()):
         model = prepare(model, channels_last=args.device == "cpu")
     model = model.to(args.device)
-    written = upscale_path(model, args.input, args.output, args.scale, force=args.force,
-                           progress=sys.stderr.isatty(), device=args.device, tile=args.tile,
-                           overlap=args.overlap, ensemble=args.self_ensemble,
-                           precision="bf16" if args.bf16 else "fp32")
-    print(f"wrote {len(written)} image(s): {written[0]}" + (" ..." if len(written) > 1 else ""))
+    try:
+        written = upscale_path(model, args.input, args.output, args.scale, force=args.force,
+                               progress=sys.stderr.isatty(), skip_existing=args.skip_existing,
+                               device=args.device, tile=args.tile, overlap=args.overlap,
+                               ensemble=args.self_ensemble, precision="bf16" if args.bf16 else "fp32",
+                               max_pixels=args.max_pixels)
+    except BatchUpscaleError as exc:
+        print(f"srlib upscale: wrote {len(exc.written)} of {len(pairs)} image(s) to {args.output}; "
+              f"{len(exc.failed)} failed:", file=sys.stderr)
+        for path, why in exc.failed:
+            print(f"  {path}: {why}", file=sys.stderr)
+        return 1
+    extra = f" ({len(skipped)} existing kept)" if skipped else ""
+    print(f"wrote {len(written)} image(s){extra}: {written[0]}" + (" ..." if len(written) > 1 else ""))
     return 0
 
 
@@ -138,11 +220,18 @@ def cmd_data_download(args) -> int:
 def _add_train(sub):
     p = sub.add_parser("train", help="train a registered model with a profile's recipe")
     p.add_argument("--model", required=True)
-    p.add_argument("--scale", type=int, required=True)
+    p.add_argument("--scale", type=_scale, required=True)
     p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--force", action="store_true",
+                   help="start afresh in an existing run folder, replacing its checkpoints and log")
+    p.add_argument("--allow-fallback", action="store_true",
+                   help="let a profile with the papers' settings (full) train on the scikit-image "
+                        "fallback images when its dataset is missing")
+    p.add_argument("--threads", type=_positive,
+                   help="torch CPU threads (default: OMP_NUM_THREADS when set, else the profile's)")
     p.add_argument("--out", help="output folder (default results/<profile>/checkpoints/<model>_x<scale>)")
-    p.add_argument("--steps", type=int, help="override the profile's number of iterations")
+    p.add_argument("--steps", type=_positive, help="override the profile's number of iterations")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (slow first step)")
@@ -152,12 +241,30 @@ def _add_train(sub):
 def cmd_train(args) -> int:
     from .train import train_sr
 
+    if args.resume and args.force:
+        raise ValueError("--resume continues the run in the folder and --force replaces it; pass one")
+    threads = args.threads or _env_threads()
     over = {k: v for k, v in dict(steps=args.steps, precision=args.precision, device=args.device,
-                                  compile=args.compile or None).items() if v is not None}
-    t = train_sr(args.model, args.scale, args.profile, out_dir=args.out, resume=args.resume, **over)
+                                  compile=args.compile or None, threads=threads).items() if v is not None}
+    t = train_sr(args.model, args.scale, args.profile, out_dir=args.out, resume=args.resume,
+                 force=args.force, allow_fallback=args.allow_fallback, **over)
     print(f"trained {args.model} x{args.scale} to step {t.step}: {t.metrics or 'no validation'}; "
           f"checkpoints in {t.out_dir / 'checkpoints'}")
     return 0
+
+
+def _env_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as a positive int, or None when unset; a clear error when malformed."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not env:
+        return None
+    try:
+        n = int(env)
+    except ValueError:
+        raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}") from None
+    if n < 1:
+        raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}")
+    return n
 
 
 def _add_models(sub):
@@ -179,7 +286,7 @@ def cmd_models(args) -> int:
 def _add_reproduce(sub):
     p = sub.add_parser("reproduce", help="run the numbered notebooks with a profile")
     p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
-    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
+    p.add_argument("--only", type=_names, help="comma-separated notebook numbers, e.g. 01,02")
     p.add_argument("--no-html", action="store_true", help="skip the HTML export")
     p.set_defaults(func=cmd_reproduce)
 
@@ -187,7 +294,7 @@ def _add_reproduce(sub):
 def cmd_reproduce(args) -> int:
     from .pipeline import reproduce
 
-    reproduce(args.profile, only=_csv(args.only) if args.only else None, html=not args.no_html)
+    reproduce(args.profile, only=args.only, html=not args.no_html)
     return 0
 
 

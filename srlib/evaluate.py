@@ -21,7 +21,7 @@ from .data.datasets import BenchmarkSet
 from .fileio import atomic_write_text
 from .inference import forward
 from .metrics import psnr_ssim_torch
-from .models import build_upscaler
+from .models import build_upscaler, list_models, refuse_random_weights
 from .provenance import provenance
 
 GRAY_RULES = ("rgb", "y")
@@ -32,8 +32,9 @@ def upscale(model: nn.Module, lr: np.ndarray, device: str = "cpu") -> torch.Tens
     return forward(model, to_tensor(lr).to(device)).clamp(0, 1).cpu()
 
 
-def _as_factory(upscaler, checkpoint=None, profile="quick") -> Callable[[int], nn.Module]:
+def _as_factory(upscaler, checkpoint=None, profile="quick", random_init=False) -> Callable[[int], nn.Module]:
     if isinstance(upscaler, str):
+        refuse_random_weights(upscaler, checkpoint, random_init)
         return lambda s: build_upscaler(upscaler, s, checkpoint, profile)
     if checkpoint is not None:
         raise ValueError("pass `checkpoint` with a model name, or load it into the module yourself")
@@ -70,21 +71,28 @@ def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", 
 def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int] = (4,),
              name: str | None = None, checkpoint=None, root=None, gray_rule: str = "rgb", max_images: int | None = None,
              device: str = "cpu", fallback: bool = True, progress: bool = True,
-             round_y: bool = True, profile: str = "quick") -> pd.DataFrame:
+             round_y: bool = True, profile: str = "quick", random_init: bool = False,
+             allow_modified: bool = False) -> pd.DataFrame:
     """Evaluate ``upscaler`` (a name, a module, or a callable ``scale -> module``).
 
     ``checkpoint`` (with a name) is loaded into the model at every scale; ``max_images``
     takes the first images of each set; ``gray_rule`` is 'rgb' or 'y' and ``round_y`` rounds Y
     to 8 bits as MATLAB does (False: float Y, as BasicSR-style code); see srlib.metrics.
     ``profile`` is passed to learned classical methods given by name (``ne``, ``sc``).
+    A registered model given by name needs ``checkpoint`` unless ``random_init=True``
+    (:func:`srlib.models.refuse_random_weights`). A catalogued benchmark whose images are missing
+    or changed raises :class:`~srlib.data.integrity.DatasetIntegrityError`; with
+    ``allow_modified=True`` it is a warning and ``df.attrs['data_modified']`` lists the problems
+    per dataset. Repeated datasets or scales are evaluated once.
 
     Returns one row per (dataset, scale, image) with columns
     ``model, dataset, scale, image, psnr, ssim, seconds, source``; ``df.attrs`` carries
     the settings for :func:`write_table`.
     """
-    factory = _as_factory(upscaler, checkpoint, profile)
+    factory = _as_factory(upscaler, checkpoint, profile, random_init)
     name = name or (upscaler if isinstance(upscaler, str) else type(upscaler).__name__.lower())
-    rows, sources = [], {}
+    datasets, scales = _unique(datasets, _dataset_key), _unique(scales, int)
+    rows, sources, modified = [], {}, {}
     for s in scales:
         model = factory(s)
         if hasattr(model, "ensure_fitted"):  # learn or load a dictionary now, not in image 1's time
@@ -92,14 +100,61 @@ def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int
         if isinstance(model, nn.Module):
             model = model.to(device).eval()
         for ds in datasets:
-            bench = BenchmarkSet(ds, s, root=root, fallback=fallback, max_images=max_images)
+            bench = BenchmarkSet(ds, s, root=root, fallback=fallback, max_images=max_images,
+                                 allow_modified=allow_modified)
             sources[bench.name] = bench.source
+            if bench.problems:
+                modified[bench.name] = list(bench.problems)
             label = f"{name} {bench.name} x{s}"
             for r in evaluate_set(model, bench, gray_rule, device, progress, label, round_y):
                 rows.append({"model": name, "dataset": bench.name, "scale": s, **r, "source": bench.source})
     df = pd.DataFrame(rows)
     df.attrs.update(gray_rule=gray_rule, round_y=round_y, data_source=sources, device=device)
+    if random_init and checkpoint is None and isinstance(upscaler, str) and upscaler in list_models():
+        df.attrs["random_init"] = True
+    if modified:
+        df.attrs["data_modified"] = modified
     return df
+
+
+def _dataset_key(name: str) -> str:
+    from .data.catalog import canonical_name
+
+    try:
+        return canonical_name(name)
+    except KeyError:
+        return name
+
+
+def _unique(items, key) -> list:
+    """``items`` without repeats by ``key`` (first kept, order kept): ``--scale 4,4`` is one scale."""
+    seen, out = set(), []
+    for it in items:
+        k = key(it)
+        if k not in seen:
+            seen.add(k)
+            out.append(it)
+    return out
+
+
+def table_title(df: pd.DataFrame) -> str:
+    """A title line for a table of ``df`` when its numbers are not on the named benchmarks:
+    the scikit-image fallback stood in, or images were missing or changed; else ``''``."""
+    from .data.datasets import FALLBACK_SOURCE
+
+    notes = []
+    sources = dict(df.attrs.get("data_source") or {})
+    if "source" in df.columns:
+        sources.update({str(v): v for v in df["source"].unique()})
+    if any(FALLBACK_SOURCE in str(v) for v in sources.values()):
+        notes.append(f"on the {FALLBACK_SOURCE}")
+    modified = df.attrs.get("data_modified") or {}
+    if modified:
+        notes.append("on modified benchmark data (" + "; ".join(
+            f"{ds}: {', '.join(v)}" for ds, v in modified.items()) + ")")
+    if df.attrs.get("random_init"):
+        notes.append("with random (untrained) weights")
+    return ("NOT THE PUBLISHED PROTOCOL: " + ", ".join(notes)) if notes else ""
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +162,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     keys = [k for k in ("model", "dataset", "scale") if k in df.columns]
     out = df.groupby(keys, sort=False).agg(n_images=("image", "size"), psnr=("psnr", "mean"),
                                            ssim=("ssim", "mean"), seconds=("seconds", "mean"))
-    return out.reset_index()
+    out = out.reset_index()
+    out.attrs.update(df.attrs)  # data source, modified data, random weights: for the title
+    return out
 
 
 def compare_published(summary: pd.DataFrame, model: str | None = None) -> pd.DataFrame:
@@ -131,19 +188,22 @@ def write_table(df: pd.DataFrame, stem: str | Path, prov: dict | None = None,
                 formats: Iterable[str] = ("csv", "md", "tex"), floatfmt: str = ".4f") -> list[Path]:
     """Write ``df`` as CSV / Markdown / LaTeX next to each other, each carrying ``prov``.
 
+    A table whose rows come from the scikit-image fallback, modified benchmark data or random
+    weights (:func:`table_title`) gets a title saying so (a ``title:`` line, in Markdown bold).
     CSV gets ``# key: value`` header lines (read back with ``pd.read_csv(path, comment='#')``),
     Markdown a provenance footer, LaTeX ``%`` comment lines. Every file is written atomically.
     """
     prov = prov or provenance()
-    lines = [f"{k}: {v}" for k, v in prov.items()]
+    title = table_title(df)
+    lines = ([f"title: {title}"] if title else []) + [f"{k}: {v}" for k, v in prov.items()]
     stem, written = Path(stem), []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
         if fmt == "csv":
             text = "".join(f"# {ln}\n" for ln in lines) + df.to_csv(index=False)
         elif fmt == "md":
-            text = df.to_markdown(index=False, floatfmt=floatfmt) + "\n\n" + "".join(
-                f"<!-- {ln} -->\n" for ln in lines)
+            text = (f"**{title}**\n\n" if title else "") + df.to_markdown(index=False, floatfmt=floatfmt) + \
+                "\n\n" + "".join(f"<!-- {ln} -->\n" for ln in lines)
         elif fmt == "tex":
             text = "".join(f"% {ln}\n" for ln in lines) + df.to_latex(index=False, float_format=f"%{floatfmt}")
         else:

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.colour import to_tensor, to_uint8
-from .data.io import IMAGE_EXTENSIONS, load_image, save_image
+from .data.io import IMAGE_EXTENSIONS, list_images, load_image, save_image
 from .data.transforms import dihedral
 from .device import cpu_supports_bf16
 
@@ -91,40 +91,110 @@ def self_ensemble(run, x: torch.Tensor) -> torch.Tensor:
 
 def upscale_tensor(model: nn.Module, x: torch.Tensor, scale: int, tile: int | None = None,
                    overlap: int = 16, ensemble: bool = False, precision: str = "fp32") -> torch.Tensor:
-    """The whole inference path on a float tensor in [0, 1]; returns float in [0, 1]."""
+    """The whole inference path on a float tensor in [0, 1]; returns float in [0, 1].
+
+    ``tile=None`` runs the whole image at once; a tile must be a positive number of LR pixels."""
+    if tile is not None and tile <= 0:
+        raise ValueError(f"tile must be a positive number of LR pixels (or None for no tiling), got {tile}")
     run = (lambda t: tiled(model, t, scale, tile, overlap, precision)) if tile else \
         (lambda t: forward(model, t, precision))
     y = self_ensemble(run, x) if ensemble else run(x)
     return y.clamp(0, 1)
 
 
-def upscale_file(model: nn.Module, src: Path, dst: Path, scale: int, force: bool = False,
-                 device: str = "cpu", **kw) -> Path:
-    """Read ``src`` (any format the loader accepts), upscale, write ``dst`` atomically."""
-    dst = Path(dst)
-    if dst.exists() and not force:
-        raise FileExistsError(f"{dst} exists; pass --force to overwrite it")
-    x = to_tensor(load_image(src)).to(device)
-    return save_image(to_uint8(upscale_tensor(model, x, scale, **kw).cpu()), dst)
+OUTPUT_SUFFIX = ".png"  # outputs are PNG only: lossless, which is what the metrics assume
 
 
-def upscale_path(model: nn.Module, src: Path, dst: Path, scale: int, force: bool = False,
-                 progress: bool = True, **kw) -> list[Path]:
-    """A file to a file, or every image in a folder to a folder (same names, PNG)."""
+class BatchUpscaleError(RuntimeError):
+    """Some files of a folder could not be upscaled; the others were. ``failed`` lists
+    ``(input, reason)``, ``written`` the outputs that were written."""
+
+    def __init__(self, failed: list[tuple[Path, str]], written: list[Path], total: int):
+        self.failed, self.written = failed, written
+        lines = "; ".join(f"{p.name}: {why}" for p, why in failed)
+        super().__init__(f"{len(failed)} of {total} image(s) failed, {len(written)} written: {lines}")
+
+
+def _check_png(dst: Path) -> None:
+    if dst.suffix.lower() != OUTPUT_SUFFIX:
+        raise ValueError(f"output {dst} must be a file name ending in .png: srlib writes PNG only "
+                         "(lossless); e.g. " + str(dst.with_suffix(OUTPUT_SUFFIX)))
+
+
+def plan_upscale(src, dst, force: bool = False, skip_existing: bool = False
+                 ) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Check input and output before any work: ``(pairs to compute, outputs skipped)``.
+
+    A file goes to a ``.png`` file; a folder's images go to a folder, each to ``<stem>.png``.
+    Raises (naming the paths) for a missing input, an output of the wrong kind or format, two
+    inputs that would write the same output (``x.png`` and ``x.jpg``), an output folder that
+    is the input folder, and existing outputs unless ``force`` (overwrite) or
+    ``skip_existing`` (keep them and skip those inputs, to resume a batch).
+    """
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise FileNotFoundError(f"input {src} does not exist")
     if src.is_file():
-        return [upscale_file(model, src, dst, scale, force, **kw)]
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {src}")
-    if dst.exists() and not dst.is_dir():
-        raise NotADirectoryError(f"input {src} is a folder, so the output {dst} must be a folder too")
-    targets = [dst / (p.stem + ".png") for p in files]
-    clash = [t for t in targets if t.exists()]
-    if clash and not force:
-        raise FileExistsError(f"{len(clash)} outputs exist already (e.g. {clash[0]}); pass --force")
-    dst.mkdir(parents=True, exist_ok=True)
-    return [upscale_file(model, p, t, scale, True, **kw)
-            for p, t in tqdm(list(zip(files, targets)), desc="upscale", unit="img", disable=not progress)]
+        if dst.is_dir():
+            raise IsADirectoryError(f"output {dst} is a folder; the input is a file, so give an output "
+                                    f"file name, e.g. {dst / (src.stem + OUTPUT_SUFFIX)}")
+        _check_png(dst)
+        pairs = [(src, dst)]
+    else:
+        files = list_images(src)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {src}")
+        if dst.exists() and not dst.is_dir():
+            raise NotADirectoryError(f"input {src} is a folder, so the output {dst} must be a folder too")
+        if dst.exists() and dst.resolve() == src.resolve():
+            raise ValueError(f"output folder {dst} is the input folder; choose another folder")
+        pairs = [(p, dst / (p.stem + OUTPUT_SUFFIX)) for p in files]
+        by_target: dict[Path, list[Path]] = {}
+        for p, t in pairs:
+            by_target.setdefault(t, []).append(p)
+        clashes = [f"{' and '.join(p.name for p in ps)} -> {t.name}"
+                   for t, ps in by_target.items() if len(ps) > 1]
+        if clashes:
+            raise ValueError(f"name clash in {src}: " + "; ".join(clashes) + ". Outputs are named "
+                             "<stem>.png, so these would overwrite each other; rename or move one")
+    existing = [t for _, t in pairs if t.exists()]
+    if existing and skip_existing:
+        return [(p, t) for p, t in pairs if not t.exists()], existing
+    if existing and not force:
+        raise FileExistsError(f"{len(existing)} output(s) exist already (e.g. {existing[0]}); pass "
+                              "--force to overwrite them or --skip-existing to keep them")
+    return pairs, []
+
+
+def upscale_file(model: nn.Module, src: Path, dst: Path, scale: int, force: bool = False,
+                 device: str = "cpu", max_pixels: int | None = None, **kw) -> Path:
+    """Read ``src`` (any format the loader accepts), upscale, write ``dst`` (PNG) atomically."""
+    dst = Path(dst)
+    _check_png(dst)
+    if dst.exists() and not force:
+        raise FileExistsError(f"{dst} exists; pass --force to overwrite it")
+    x = to_tensor(load_image(src, max_pixels=max_pixels)).to(device)
+    return save_image(to_uint8(upscale_tensor(model, x, scale, **kw).cpu()), dst)
+
+
+def upscale_path(model: nn.Module, src: Path, dst: Path, scale: int, force: bool = False,
+                 progress: bool = True, skip_existing: bool = False, **kw) -> list[Path]:
+    """A file to a file, or every image in a folder to a folder (same names, PNG).
+
+    Everything is checked first (:func:`plan_upscale`). In a folder, a file that fails (not an
+    image, truncated, too large, ...) does not stop the others: every file is tried, then
+    :class:`BatchUpscaleError` lists the failures with their reasons. Returns the outputs
+    written (not those skipped).
+    """
+    pairs, _ = plan_upscale(src, dst, force, skip_existing)
+    if Path(src).is_file():
+        return [upscale_file(model, p, t, scale, True, **kw) for p, t in pairs]
+    written, failed = [], []
+    for p, t in tqdm(pairs, desc="upscale", unit="img", disable=not progress):
+        try:
+            written.append(upscale_file(model, p, t, scale, True, **kw))
+        except (OSError, RuntimeError, ValueError) as exc:
+            failed.append((p, str(exc)))
+    if failed:
+        raise BatchUpscaleError(failed, written, len(pairs))
+    return written

@@ -3,6 +3,8 @@ import hashlib
 import http.server
 import threading
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -108,7 +110,8 @@ def test_download_with_wrong_checksum_leaves_nothing(tmp_path, server):
 
 
 def test_failed_dataset_download_leaves_no_complete_looking_folder(tmp_path, monkeypatch):
-    def boom(*a, **k):
+    def boom(url, dest, *a, **k):  # half a file arrived, then the network went away
+        Path(dest).with_name(Path(dest).name + ".part").write_bytes(b"half")
         raise ConnectionError("network unreachable")
 
     monkeypatch.setattr(cat, "download_file", boom)

@@ -52,7 +52,7 @@ def test_upscale_command_file_folder_and_force(tmp_path, rng):
     assert main(["upscale", str(tmp_path / "in" / "a.png"), str(tmp_path / "a2.png"),
                  "--model", "bicubic", "--scale", "2"]) == 2  # exists, no --force
     assert main(["upscale", str(tmp_path / "in"), str(tmp_path / "out"), "--model", "awsrn-s",
-                 "--scale", "2", "--tile", "6", "--self-ensemble"]) == 0
+                 "--scale", "2", "--tile", "6", "--self-ensemble", "--random-init"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     assert load_image(tmp_path / "out" / "b.png").shape == (16, 20, 3)
 

@@ -172,11 +172,20 @@ def find_dataset(name: str, root=None) -> Path | None:
     return None
 
 
+def _root_missing() -> str:
+    """A sentence when ``SRLIB_DATA_DIR`` names a folder that does not exist, else ''."""
+    root = data_root()
+    if root is not None and not root.is_dir():
+        return (f"SRLIB_DATA_DIR={root} does not exist (srlib does not create it): fix the path or "
+                "create the folder. ")
+    return ""
+
+
 def missing_message(name: str) -> str:
     info = CATALOG[canonical_name(name)]
     where = data_root() or "<SRLIB_DATA_DIR>"
     how = info.manual or f"`srlib data download {info.name}` where the network allows ({info.origin})"
-    return (f"dataset {info.name} not found. Put its {info.n_images} HR images in {where}/{info.name}/HR/ "
+    return (f"{_root_missing()}dataset {info.name} not found. Put its {info.n_images} HR images in {where}/{info.name}/HR/ "
             f"(set SRLIB_DATA_DIR to the folder holding {info.name}/HR), or get it by {how}.")
 
 
@@ -253,6 +262,8 @@ def download_dataset(name: str, root=None) -> Path:
     info = CATALOG[canonical_name(name)]
     if info.manual:
         raise DatasetNotFoundError(missing_message(info.name))
+    if root is None and _root_missing():
+        raise DatasetNotFoundError(f"cannot download {info.name}: {_root_missing()}")
     root = Path(root) if root else (data_root() or cache_root() / "datasets")
     final = root / info.name / "HR"
     if final.is_dir() and list_images(final):
@@ -265,6 +276,7 @@ def download_dataset(name: str, root=None) -> Path:
         else:
             _fetch_archive(info, staging, root / ".downloads")
     except ConnectionError as exc:
+        _remove_empty(staging, root)
         raise DatasetNotFoundError(f"{missing_message(info.name)} Download failed: {exc}. "
                                    f"Partial files are kept in {staging.parent} and a new "
                                    "download resumes from them.") from exc
@@ -272,6 +284,16 @@ def download_dataset(name: str, root=None) -> Path:
     move_into_place(staging, final)  # a folder: atomic when final does not exist yet
     shutil.rmtree(root / f"{info.name}.partial", ignore_errors=True)
     return final
+
+
+def _remove_empty(staging: Path, root: Path) -> None:
+    """Remove ``staging`` and its parents up to ``root`` where they hold nothing (no partial
+    files worth resuming), so a failed download leaves no empty ``<Name>.partial/HR`` behind."""
+    for folder in (staging, staging.parent):
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            return
 
 
 def dataset_status(root=None) -> list[dict]:

@@ -5,6 +5,9 @@
 - :class:`PatchDataset`: random paired patches (LR patch ``p``, HR patch ``p*s``) with the 8
   flips/rotations; sample ``i`` depends only on ``(seed, i)``, so any order a sampler draws is
   reproducible and a resumed run sees the same data.
+- A catalogued benchmark is checked when loaded (:mod:`srlib.data.integrity`): a missing,
+  changed or extra image is a :class:`~srlib.data.integrity.DatasetIntegrityError` naming it,
+  or with ``allow_modified=True`` a warning recorded in the source label and ``problems``.
 - When a benchmark is not on disk and cannot be downloaded, an embedded fallback built from the
   images shipped inside scikit-image stands in, and its ``source`` says so.
 """
@@ -20,6 +23,7 @@ from torch.utils.data import Dataset
 
 from .catalog import CATALOG, DatasetNotFoundError, canonical_name, download_dataset, find_dataset, missing_message
 from .colour import modcrop, to_tensor
+from .integrity import DatasetIntegrityError, check_benchmark, integrity_message
 from .io import list_images, load_image
 from .resize import imresize
 from .transforms import dihedral
@@ -39,11 +43,14 @@ class HRImage:
     key: tuple | None = None  # (path, mtime) of the file, for the LR cache
 
 
+_GRAY_MODES = ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA")
+
+
 @lru_cache(maxsize=1024)
 def _load_cached(path: str, mtime: float) -> tuple[np.ndarray, bool]:
     img, mode = load_image(path, return_mode=True)
     img.setflags(write=False)
-    return img, mode in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA")
+    return img, mode in _GRAY_MODES
 
 
 def _skimage_images(names) -> list[HRImage]:
@@ -59,19 +66,28 @@ def _skimage_images(names) -> list[HRImage]:
 
 
 def load_hr_images(name: str, root=None, download: bool = True, fallback: bool = True,
-                   max_images: int | None = None) -> tuple[list[HRImage], str]:
+                   max_images: int | None = None, allow_modified: bool = False) -> tuple[list[HRImage], str]:
     """HR images of dataset ``name`` and a label of where they came from.
 
     Order of search: ``root`` / ``SRLIB_DATA_DIR`` / the download cache; then a download (if
     allowed); then, with ``fallback``, the scikit-image images (a warning says so).
-    ``name='skimage'`` or ``'skimage-train'`` asks for the fallback sets directly.
+    ``name='skimage'`` or ``'skimage-train'`` asks for the fallback sets directly. A catalogued
+    benchmark must be complete and unchanged (:func:`srlib.data.integrity.check_benchmark`);
+    ``allow_modified=True`` turns a problem into a warning and a note in the label.
     """
+    images, source, _ = _load_hr(name, root, download, fallback, max_images, allow_modified)
+    return images, source
+
+
+def _load_hr(name: str, root, download: bool, fallback: bool, max_images: int | None,
+             allow_modified: bool) -> tuple[list[HRImage], str, list[str]]:
+    """:func:`load_hr_images` plus the integrity problems found (empty unless ``allow_modified``)."""
     if name.lower() in ("skimage", "skimage-train"):
         names = FALLBACK_TRAIN if name.lower() == "skimage-train" else FALLBACK_TEST
-        return _skimage_images(names[:max_images]), FALLBACK_SOURCE
+        return _skimage_images(names[:max_images]), FALLBACK_SOURCE, []
     hr_dir = find_dataset(name, root)
     if hr_dir is not None and hr_dir.parent.name not in _catalog_names():
-        return _read_folder(hr_dir, max_images), f"{name} ({hr_dir})"
+        return _read_folder(hr_dir, max_images), f"{name} ({hr_dir})", []
     if hr_dir is None and download:
         try:
             hr_dir = download_dataset(name, root)
@@ -81,10 +97,34 @@ def load_hr_images(name: str, root=None, download: bool = True, fallback: bool =
     if hr_dir is None:
         if not fallback:
             raise DatasetNotFoundError(missing_message(name))
-        warnings.warn(f"{missing_message(name)} Using the {FALLBACK_SOURCE}.", stacklevel=2)
+        warnings.warn(f"{missing_message(name)} Using the {FALLBACK_SOURCE}.", stacklevel=3)
         names = FALLBACK_TRAIN if _is_train(name) else FALLBACK_TEST
-        return _skimage_images(names[:max_images]), FALLBACK_SOURCE
-    return _read_folder(hr_dir, max_images), f"{canonical_name(name)} ({hr_dir})"
+        return _skimage_images(names[:max_images]), FALLBACK_SOURCE, []
+    canon = canonical_name(name)
+    problems = _verify(canon, hr_dir, max_images)
+    source = f"{canon} ({hr_dir})"
+    if problems:
+        if not allow_modified:
+            raise DatasetIntegrityError(integrity_message(canon, hr_dir, problems))
+        warnings.warn(f"benchmark {canon} in {hr_dir} is not the canonical set ({', '.join(problems)}); "
+                      "evaluating it anyway (allow_modified): its numbers are not comparable to "
+                      f"published {canon} numbers, and the result records this", stacklevel=3)
+        source += " MODIFIED: " + ", ".join(problems)
+    return _read_folder(hr_dir, max_images), source, problems
+
+
+def _verify(name: str, hr_dir: Path, max_images: int | None) -> list[str]:
+    """Integrity problems of a catalogued folder; the images about to be read are decoded
+    through the process cache (no second decode), the others are read once and let go."""
+    keep = {p.name for p in list_images(hr_dir)[:max_images]}
+
+    def decode(p: Path):
+        if p.name in keep:
+            return _load_cached(str(p), p.stat().st_mtime)
+        img, mode = load_image(p, return_mode=True)
+        return img, mode in _GRAY_MODES
+
+    return check_benchmark(name, hr_dir, decode)
 
 
 def _read_folder(hr_dir: Path, max_images: int | None) -> list[HRImage]:
@@ -126,11 +166,12 @@ class BenchmarkSet:
     """A benchmark at one scale: ``for item in BenchmarkSet('Set5', 4)`` yields BenchmarkItems."""
 
     def __init__(self, name: str, scale: int, root=None, download: bool = True,
-                 fallback: bool = True, max_images: int | None = None):
+                 fallback: bool = True, max_images: int | None = None, allow_modified: bool = False):
         if int(scale) != scale or scale < 1:
             raise ValueError(f"scale must be a positive integer, got {scale!r}")
         self.scale = int(scale)
-        images, self.source = load_hr_images(name, root, download, fallback, max_images)
+        images, self.source, self.problems = _load_hr(name, root, download, fallback, max_images,
+                                                       allow_modified)
         self.name = "skimage" if self.source == FALLBACK_SOURCE else _display_name(name)
         self.is_fallback = self.source == FALLBACK_SOURCE
         self.images = images

@@ -7,6 +7,7 @@ orientation (the image is rotated upright, as a viewer shows it).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,58 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 
 class ImageLoadError(OSError):
     """An image file that cannot be read; the message names the file and what to do."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """An image with more pixels than the decompression-bomb limit (see :func:`max_image_pixels`)."""
+
+
+def max_image_pixels() -> int:
+    """The most pixels an image may have: ``SRLIB_MAX_IMAGE_PIXELS`` when set, else the size at
+    which PIL refuses to open a file as a decompression bomb (2 x ``PIL.Image.MAX_IMAGE_PIXELS``,
+    about 179 Mpixel)."""
+    env = os.environ.get("SRLIB_MAX_IMAGE_PIXELS")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise ValueError(f"SRLIB_MAX_IMAGE_PIXELS must be an integer, got {env!r}") from None
+    return 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 2**62
+
+
+def _too_large(path: Path, w: int, h: int, limit: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"image {path} is too large: {w}x{h} = {w * h / 1e6:.1f} Mpixel, above the limit of "
+        f"{limit / 1e6:.1f} Mpixel that guards against decompression bombs. If you trust the file, "
+        f"raise the limit (--max-pixels {w * h}, or SRLIB_MAX_IMAGE_PIXELS); it is decoded whole "
+        f"({w * h * 3 / 2**30:.1f} GiB as RGB uint8), so also pass --tile N to bound the model's "
+        "memory, or cut the image into parts first")
+
+
+def _open(path: Path, limit: int) -> Image.Image:
+    """``Image.open`` with srlib's pixel limit in place of PIL's (which it may raise, never lower)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        pil_limit = 2 * Image.MAX_IMAGE_PIXELS
+        if limit <= pil_limit:
+            raise ImageTooLargeError(f"image {path} has more than {pil_limit / 1e6:.1f} Mpixel, "
+                                     f"above the limit of {limit / 1e6:.1f} Mpixel that guards against "
+                                     "decompression bombs. If you trust the file, raise the limit "
+                                     "(--max-pixels N, or SRLIB_MAX_IMAGE_PIXELS) and pass --tile N to "
+                                     "bound the model's memory, or cut the image into parts first") from None
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            im = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    w, h = im.size
+    if w * h > limit:
+        im.close()
+        raise _too_large(path, w, h, limit)
+    return im
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -36,21 +89,26 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if im.mode != "RGB" else im
 
 
-def load_image(path: str | os.PathLike, return_mode: bool = False):
+def load_image(path: str | os.PathLike, return_mode: bool = False, max_pixels: int | None = None):
     """Read ``path`` as RGB uint8 (H, W, 3).
 
     With ``return_mode=True`` also return the file's PIL mode (e.g. ``'L'`` for a gray
-    image), which the evaluation uses for its gray-image rule.
+    image), which the evaluation uses for its gray-image rule. An image with more than
+    ``max_pixels`` pixels (default :func:`max_image_pixels`) raises :class:`ImageTooLargeError`
+    before it is decoded.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageLoadError(f"image file {path} does not exist")
+    limit = int(max_pixels) if max_pixels else max_image_pixels()
     try:
-        with Image.open(path) as im:
+        with _open(path, limit) as im:
             mode = im.mode
             im.load()
             im = ImageOps.exif_transpose(im)
             rgb = np.array(_to_rgb(im), dtype=np.uint8)
+    except ImageLoadError:
+        raise
     except UnidentifiedImageError as exc:
         raise ImageLoadError(f"{path} is not an image file PIL can read ({exc}); "
                              "remove it from the folder or convert it to PNG") from exc

@@ -9,6 +9,7 @@ The classical methods keep that contract and are imported only when one is asked
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,22 @@ def build_upscaler(name: str, scale: int, checkpoint: str | Path | None = None,
     return model
 
 
+def refuse_random_weights(name: str, checkpoint=None, random_init: bool = False) -> None:
+    """Raise unless a registered (learned) model ``name`` gets weights or ``random_init`` is set.
+
+    A model built without a checkpoint has random weights: its PSNR or its output image means
+    nothing, and nothing about the number says so. The evaluation and upscaling entry points call
+    this; :func:`build_model` does not, since complexity tables and tests build random models on
+    purpose. Classical methods need no weights and pass.
+    """
+    if checkpoint is None and not random_init and name in _all_entries():
+        raise ValueError(
+            f"model {name!r} has no weights: pass a trained checkpoint (--checkpoint FILE, "
+            f"checkpoint=...), e.g. best.pt of `srlib train --model {name}`. Without one its "
+            "random initial weights would be scored; pass --random-init (random_init=True) "
+            "if that is what you want")
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be loaded into the model it was given to."""
 
@@ -157,23 +174,78 @@ def _unwrap(obj) -> dict:
     return obj
 
 
+def read_checkpoint(path: str | Path, what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)`` on the CPU, or a :class:`CheckpointError` that says
+    what is wrong with the file (missing, empty, truncated or not a torch file, or holding
+    Python objects other than weights, which srlib never unpickles) and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist; pass an existing file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read {what} {path}: it is empty (0 bytes), e.g. from an "
+                              "interrupted copy or download; re-download or re-create it")
+    try:
+        with warnings.catch_warnings():  # torch's hints (file an issue, weights_only=False) mislead here
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zips, non-torch files
+        if "GLOBAL" in str(exc) or "Unsupported global" in str(exc):  # a class or function to import
+            raise CheckpointError(
+                f"cannot read {what} {path}: it holds Python objects besides tensors and plain "
+                "containers; srlib "
+                "loads weights only and will not unpickle it (it could run code). Use a file that "
+                "holds only a state dict, e.g. re-export it with torch.save(model.state_dict(), f)"
+            ) from None
+        raise CheckpointError(f"cannot read {what} {path}: it is corrupt or not a torch checkpoint "
+                              f"({type(exc).__name__}); re-download or re-create it") from None
+
+
+def first_nonfinite(obj, prefix: str = "") -> tuple[str, int] | None:
+    """``(key, count)`` of the first floating tensor in ``obj`` (a nested state dict) holding a
+    NaN or infinity, with the number of such tensors in all, or None when all are finite."""
+    bad: list[str] = []
+
+    def walk(o, key):
+        if isinstance(o, torch.Tensor):
+            if o.is_floating_point() and not bool(torch.isfinite(o).all()):
+                bad.append(key)
+        elif isinstance(o, dict):
+            for k, v in o.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(o, (list, tuple)):
+            for i, v in enumerate(o):
+                walk(v, f"{key}[{i}]")
+
+    walk(obj, prefix)
+    return (bad[0], len(bad)) if bad else None
+
+
+def check_finite(sd, path: str | Path, what: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointError` naming ``path`` and the first non-finite tensor of ``sd``."""
+    found = first_nonfinite(sd)
+    if found is not None:
+        key, n = found
+        raise CheckpointError(
+            f"{what} {path} holds non-finite values (NaN or inf): first in tensor {key!r}, "
+            f"{n} tensor(s) in all. The run that wrote it diverged; its output would be garbage. "
+            "Use an earlier checkpoint or retrain with a lower learning rate")
+
+
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
     """Load a checkpoint into ``model`` with ``weights_only=True`` and strict key checking.
 
     Handles ``module.`` prefixes (DataParallel) and wrapper dicts ({'model': ...}); a model
     whose official files use other key names defines ``convert_state_dict(sd) -> sd``.
-    Raises :class:`CheckpointError` naming the file and the mismatching keys.
+    Raises :class:`CheckpointError` naming the file and the mismatching keys, and for a file
+    that is missing, empty, corrupt, holds pickled objects or holds non-finite tensors.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass an existing file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated files, non-torch files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    obj = read_checkpoint(path)
     sd = _unwrap(obj)
     if not isinstance(sd, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(sd).__name__}, not a state dict")
+    check_finite(sd, path)
     sd = {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
     convert = getattr(model, "convert_state_dict", None)
     if convert is not None:

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from ..data.colour import modcrop, to_tensor
-from ..data.datasets import BenchmarkSet, PatchDataset, load_hr_images
+from ..data.datasets import FALLBACK_SOURCE, BenchmarkSet, PatchDataset, load_hr_images
 from ..data.catalog import canonical_name, find_dataset
 from ..data.resize import imresize
 from ..metrics import psnr_ssim_torch
-from ..models import CheckpointError, build_model, get_entry, list_models
+from ..models import CheckpointError, build_model, check_finite, get_entry, list_models, read_checkpoint
 from ..paths import checkpoints_dir
 from ..profiles import get_profile
 from ..provenance import provenance, write_json
@@ -188,13 +188,10 @@ def load_init_checkpoint(model: nn.Module, path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"init_checkpoint {path} does not exist; pass an existing weights file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read init_checkpoint {path}: {exc}") from exc
-    sd = _state_dict_of(obj)
+    sd = _state_dict_of(read_checkpoint(path, "init_checkpoint"))
     if not isinstance(sd, dict):
         raise CheckpointError(f"init_checkpoint {path} holds a {type(sd).__name__}, not a state dict")
+    check_finite(sd, path, "init_checkpoint")
     sd = {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
     convert = getattr(model, "convert_state_dict", None)
     if convert is not None:
@@ -225,10 +222,35 @@ def _run_record(path: Path, resume: bool) -> dict:
     return {}
 
 
+# profiles whose recipe claims the papers' settings: no stand-in data unless asked
+PAPER_PROFILES = ("full",)
+
+
+def _refuse_fallback(p, source: str, allow_fallback: bool) -> None:
+    """A profile claiming the papers' settings trains on its dataset, not on the fallback images."""
+    if FALLBACK_SOURCE in source and p.name in PAPER_PROFILES and not allow_fallback:
+        raise ValueError(
+            f"profile {p.name!r} claims the papers' settings, but {p.train_dataset} is not on disk and "
+            f"only the {FALLBACK_SOURCE} are there; its {p.steps:,} steps on them would reproduce "
+            f"nothing. Put {p.train_dataset} under SRLIB_DATA_DIR, use profile 'smoke' or 'quick', "
+            "or pass --allow-fallback (allow_fallback=True) to train on the fallback anyway")
+
+
+def _refuse_overwrite(out_dir: Path, resume, force: bool) -> None:
+    """A fresh run does not silently replace the checkpoints of an earlier one in ``out_dir``."""
+    if resume is not False or force:
+        return
+    found = [f for f in ("checkpoints/last.pt", "checkpoints/best.pt") if (out_dir / f).is_file()]
+    if found:
+        raise FileExistsError(
+            f"run folder {out_dir} holds an earlier run ({', '.join(found)}); pass --resume "
+            "(resume=True) to continue it, --force (force=True) to replace it, or another --out")
+
+
 def train_sr(model_name: str, scale: int, profile="quick", out_dir=None, resume=False,
              model: nn.Module | None = None, model_kwargs: dict | None = None,
              init_checkpoint: str | Path | None = None, run_info: dict | None = None,
-             **overrides) -> Trainer:
+             force: bool = False, allow_fallback: bool = False, **overrides) -> Trainer:
     """Train a registered model (or ``model``) with a profile's recipe; returns the Trainer.
 
     Args:
@@ -240,6 +262,10 @@ def train_sr(model_name: str, scale: int, profile="quick", out_dir=None, resume=
         init_checkpoint: weights to start from, loaded by key where shapes match
             (:func:`load_init_checkpoint`); optimiser and schedule start afresh.
         run_info: more fields for ``run.json`` (a study's arm and identity).
+        force: start afresh even when ``out_dir`` holds ``last.pt``/``best.pt`` of an earlier
+            run (without it, and without ``resume``, that is a ``FileExistsError``).
+        allow_fallback: let a profile that claims the papers' settings (``full``) train on the
+            scikit-image fallback when its dataset is missing (else a ``ValueError``).
         overrides: :class:`TrainConfig` fields (e.g. ``steps=100, precision='fp32'``), over the
             profile's recipe and the model's registry ``train`` overrides (:func:`model_config`).
 
@@ -250,15 +276,17 @@ def train_sr(model_name: str, scale: int, profile="quick", out_dir=None, resume=
     """
     p = get_profile(profile)
     config = model_config(model_name, p, **overrides)
+    out_dir = Path(out_dir or checkpoints_dir(p.name) / f"{model_name}_x{scale}")
+    _refuse_overwrite(out_dir, resume, force)
     torch.manual_seed(config.seed)
     kwargs = dict(model_kwargs or {})
     if model is None:
         model = build_model(model_name, scale, **kwargs)
     init = load_init_checkpoint(model, init_checkpoint) if init_checkpoint is not None else None
     data, source = patch_dataset(p, scale, **patch_settings(p, config))
+    _refuse_fallback(p, source, allow_fallback)
     val_images, val = validation_split(p)
     validate = make_validator(val_images, scale)
-    out_dir = Path(out_dir or checkpoints_dir(p.name) / f"{model_name}_x{scale}")
     trainer = Trainer(model, data, config, out_dir, validate)
     run_path = trainer.out_dir / "run.json"
     before = _run_record(run_path, resume is not False and trainer.last_path.is_file())
@@ -270,6 +298,7 @@ def train_sr(model_name: str, scale: int, profile="quick", out_dir=None, resume=
         **before, **(run_info or {}),
         "model": model_name, "scale": scale, "model_kwargs": kwargs, "config": config.to_dict(),
         "data": {"train_dataset": p.train_dataset, "source": source, "n_images": len(data.pairs),
+                 "fallback": FALLBACK_SOURCE in source,
                  **patch_settings(p, config)},
         "lr_patch": data.lr_patch, "validation": val, "init": init, "precision": trainer.precision,
         "status": "running", "provenance": before.get("provenance", prov),

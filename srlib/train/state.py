@@ -6,6 +6,7 @@ RNG states are stored as tensors and ints (not pickled objects) so checkpoints l
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,19 +74,37 @@ def atomic_save(obj, path: str | Path) -> Path:
     return atomic_torch_save(obj, path)
 
 
+# the temporary names of srlib.fileio.atomic_path: ".<name>.<8 hex>.tmp[<suffix>]"
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
+
+
+def remove_stale_temps(*folders: str | Path) -> list[Path]:
+    """Delete the temporary files a killed write left in ``folders`` (e.g. ``.last.pt.1a2b3c4d.tmp``,
+    up to a whole checkpoint each); returns them. Call it only while no other process writes
+    there (the trainer does, on start and resume, before it writes anything)."""
+    removed = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            if _TEMP.match(f.name) and f.is_file():
+                f.unlink(missing_ok=True)
+                removed.append(f)
+    return removed
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a trainer checkpoint with ``weights_only=True``; clear error if it is not one."""
+    from ..models import CheckpointError, read_checkpoint
+
     path = Path(path)
     if not path.is_file():
         raise TrainCheckpointError(
             f"checkpoint {path} does not exist; check the path or train without resume")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TrainCheckpointError(
-            f"cannot read training checkpoint {path} ({type(exc).__name__}: {str(exc)[:200]}); "
-            "the file is corrupt or not a torch checkpoint: delete it or resume from another file"
-        ) from exc
+        ckpt = read_checkpoint(path, "training checkpoint")
+    except CheckpointError as exc:
+        raise TrainCheckpointError(f"{exc}; or delete it and resume from another file") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise TrainCheckpointError(
             f"{path} is not an srlib training checkpoint (format {FORMAT!r}); to start from its "

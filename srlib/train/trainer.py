@@ -31,7 +31,7 @@ from .logs import RunLog
 from ..device import autocast, resolve_channels_last, resolve_device, resolve_precision
 from .sampler import SeededBatchSampler
 from .state import (FORMAT, TrainCheckpointError, TrainingDiverged, atomic_save, load_checkpoint,
-                    rng_state, seed_everything, set_rng_state)
+                    remove_stale_temps, rng_state, seed_everything, set_rng_state)
 
 CONTEXT_KEYS = ("lr", "discriminator", "step", "autocast")  # what loss terms may read, see loss_context
 
@@ -229,6 +229,8 @@ class Trainer:
         gradient norm (see the class docstring).
         """
         self.plan = self.config.phase_plan()
+        if self.dist.is_main:  # a kill during a write leaves .last.pt.<hex>.tmp behind
+            remove_stale_temps(self.out_dir, self.out_dir / "checkpoints")
         self._resume(resume)
         log = RunLog(self.out_dir, self.step or None) if self.dist.is_main else None
         self._batches = iter(self._loader())
