@@ -33,7 +33,8 @@ def main() -> None:
     from srlib.classical.sparse_coding import lasso_fista
     from srlib.data.colour import rgb_to_ycbcr, to_tensor
     from srlib.data.datasets import BenchmarkSet
-    from srlib.evaluate import build_upscaler, evaluate, summarize
+    from srlib.evaluate import evaluate, summarize
+    from srlib.models import build_upscaler
 
     s = args.scale
     sc = build_upscaler("sc", s, profile=args.profile).ensure_fitted()

@@ -202,3 +202,52 @@ def test_evaluate_runs_a_fitted_method(ne):
     with torch.no_grad():
         direct = psnr(to_uint8(ne(to_tensor(item.lr))), item.hr, 3)
     assert len(df) == 1 and abs(df.psnr.iloc[0] - direct) < 1e-9
+
+
+# ----- the fast paths against the plain algorithms they replace ---------------------------------
+def plain_fista(d, y, alpha, iters, tol=1e-6):
+    """The textbook iteration (the code before the fast path), for comparison."""
+    gram, b = d.T @ d, y @ d
+    step = 1.0 / torch.linalg.eigvalsh(gram.double())[-1].item()
+    a = torch.zeros_like(b)
+    z, t = a, 1.0
+    for _ in range(iters):
+        v = z - step * (z @ gram - b)
+        a_next = torch.sign(v) * (v.abs() - alpha * step).clamp(min=0)
+        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        z = a_next + ((t - 1) / t_next) * (a_next - a)
+        moved = (a_next - a).abs().max().item()
+        a, t = a_next, t_next
+        if moved < tol:
+            break
+    return a
+
+
+def test_lasso_fista_equals_the_plain_iteration():
+    from srlib.classical.sparse_coding import lasso_fista, soft_threshold
+
+    g = torch.Generator().manual_seed(1)
+    d = torch.randn(36, 64, generator=g, dtype=torch.float64)  # float64: only the algorithm differs
+    d = d / d.norm(dim=0)
+    y = torch.randn(500, 36, generator=g, dtype=torch.float64)
+    y[:200] *= 0.01  # flat patches: zero codes, which leave the batch after two iterations
+    for iters in (3, 50):
+        got, want = lasso_fista(d, y, 0.2, iters), plain_fista(d, y, 0.2, iters)
+        assert (got[:200] == 0).all() and (got[200:] != 0).any()
+        assert torch.allclose(got, want, rtol=0, atol=1e-10), (got - want).abs().max()
+    v = torch.linspace(-1, 1, 101)
+    assert torch.equal(soft_threshold(v, 0.3), torch.sign(v) * (v.abs() - 0.3).clamp(min=0))
+
+
+def test_unfold_and_fold_equal_the_index_path():
+    from srlib.classical.patches import (extract, fold_average, overlap_average, patch_index, regular,
+                                         unfold_patches)
+
+    img = torch.rand(4, 24, 36, dtype=torch.float64)
+    for size, step in ((6, 2), (9, 3), (12, 4)):
+        assert regular(24, 36, size, step)
+        index = patch_index(24, 36, size, step)
+        assert torch.equal(unfold_patches(img, size, step), extract(img, index))
+        p = torch.rand(index.shape[0], size * size, dtype=torch.float64)
+        assert torch.allclose(fold_average(p, 24, 36, size, step), overlap_average(p, index, 24, 36), atol=1e-12)
+    assert not regular(25, 30, 6, 2) and not regular(4, 30, 6, 2)

@@ -26,8 +26,8 @@ from torch import nn
 
 from ..data.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from ..fileio import atomic_open, atomic_write_text
-from .patches import (LR_PATCH, extract, gradient_features, mid_image, overlap_average,
-                      patch_index, training_pairs)
+from .patches import (LR_PATCH, extract, fold_average, gradient_features, mid_image, overlap_average,
+                      patch_index, regular, training_pairs, unfold_patches)
 
 #: per-profile learning settings; each method reads its own key
 SETTINGS = {
@@ -146,13 +146,19 @@ class PatchUpscaler(nn.Module):
         return ycbcr_to_rgb(torch.cat(out)).to(x.dtype).to(x.device)
 
     def patches(self, mid: torch.Tensor):
-        """Features (P, 4p^2) and mid-image patches (P, p^2) on the test grid, with the index."""
+        """Features (P, 4p^2) and mid-image patches (P, p^2) on the test grid, with the index
+        (None on a regular grid, where ``unfold`` takes them)."""
         h, w = mid.shape[-2:]
+        if regular(h, w, self.patch, self.scale):
+            return (unfold_patches(gradient_features(mid)[0], self.patch, self.scale),
+                    unfold_patches(mid[0], self.patch, self.scale), None)
         index = patch_index(h, w, self.patch, self.scale)
         return extract(gradient_features(mid)[0], index), extract(mid[0], index), index
 
     def assemble(self, patches: torch.Tensor, index: torch.Tensor, mid: torch.Tensor) -> torch.Tensor:
         h, w = mid.shape[-2:]
+        if index is None:
+            return fold_average(patches.double(), h, w, self.patch, self.scale)[None, None]
         return overlap_average(patches.double(), index, h, w, fill=mid[0, 0])[None, None]
 
     def extra_repr(self) -> str:

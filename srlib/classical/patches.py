@@ -11,8 +11,9 @@ same way, as their originals do:
 - patches cover ``3 x 3`` LR pixels, i.e. ``3s x 3s`` on the HR grid, taken every LR pixel
   (an overlap of 2 LR pixels); the HR patches are averaged where they overlap.
 
-Everything is torch on whole images: patches are gathered with index arithmetic and put back
-with ``index_add_``, no Python loop over patches.
+Everything is torch on whole images, no Python loop over patches: on a regular grid (the test
+images, mod-cropped) patches are taken with ``unfold`` and put back with ``fold``; otherwise
+they are gathered with index arithmetic and put back with ``index_add_``.
 """
 from __future__ import annotations
 
@@ -84,6 +85,24 @@ def overlap_average(patches: torch.Tensor, index: torch.Tensor, h: int, w: int,
     if fill is not None:
         out = torch.where(cnt > 0, out, fill.reshape(-1).to(out))
     return out.reshape(h, w)
+
+
+def regular(h: int, w: int, size: int, step: int) -> bool:
+    """Whether :func:`grid` is plain ``range(0, length - size + 1, step)`` on both sides."""
+    return h >= size and w >= size and (h - size) % step == 0 and (w - size) % step == 0
+
+
+def unfold_patches(img: torch.Tensor, size: int, step: int) -> torch.Tensor:
+    """(C, H, W) -> (P, C*size*size) patches on a regular grid, in :func:`extract`'s order."""
+    cols = F.unfold(img[None], size, stride=step)  # (1, C*size*size, P), channel-major, row-major
+    return cols[0].T
+
+
+def fold_average(patches: torch.Tensor, h: int, w: int, size: int, step: int) -> torch.Tensor:
+    """(P, size*size) patches on a regular grid -> (H, W), overlaps averaged (:func:`overlap_average`)."""
+    acc = F.fold(patches.T[None], (h, w), size, stride=step)
+    cnt = F.fold(torch.ones_like(patches[:1]).T.expand(-1, patches.shape[0])[None], (h, w), size, stride=step)
+    return (acc / cnt)[0, 0]
 
 
 def mid_image(y_lr: torch.Tensor, scale: int) -> torch.Tensor:
