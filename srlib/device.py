@@ -60,3 +60,19 @@ def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[precision])
+
+
+@contextlib.contextmanager
+def exact_fp32():
+    """Inside: CUDA matrix products and convolutions in true fp32, not TF32.
+
+    PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa) on Ampere and later GPUs by
+    default; evaluation against published rows and the validation that picks ``best.pt`` stay
+    fp32 (DESIGN.md), so they run inside this. No effect on a CPU. The old settings come back after.
+    """
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul

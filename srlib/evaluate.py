@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .data.colour import to_tensor
 from .data.datasets import BenchmarkSet
+from .device import exact_fp32
 from .fileio import atomic_write_text
 from .inference import forward
 from .metrics import psnr_ssim_torch
@@ -56,7 +57,8 @@ def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", 
     for item in tqdm(bench, total=len(bench), desc=label or f"{bench.name} x{s}", leave=False,
                      disable=not progress):
         t0 = time.perf_counter()
-        sr = upscale(model, item.lr, device)
+        with exact_fp32():  # no TF32 on CUDA: the protocol is fp32
+            sr = upscale(model, item.lr, device)
         secs = time.perf_counter() - t0
         if sr.shape[-2:] != item.hr.shape[:2]:
             raise RuntimeError(f"upscaler returned {tuple(sr.shape[-2:])} for {item.name}, "

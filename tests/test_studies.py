@@ -267,3 +267,31 @@ def test_a_run_held_by_another_process_is_not_trained_twice(project):
         with pytest.raises(StudyError, match="being trained by another process"):
             s.run(threads=1, progress=False)
     assert s.status().state.tolist() == ["not started"]
+
+
+def test_a_run_killed_after_best_but_before_last_trains_again(project, fits):
+    """A kill between the first validation (best.pt) and the first checkpoint (last.pt) leaves a
+    folder the study must start over in, not refuse as 'would overwrite a run'."""
+    s = study(arm("a"), baseline=None)
+    s.run(threads=1, progress=False)
+    run = s.run_dir(s.arm("a"))
+    (run / "checkpoints" / "last.pt").unlink()
+    rec = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**rec, "status": "running"}))
+    assert s.state(s.arm("a"))["state"] == "not started"
+    fits.clear()
+    table = s.run(threads=1, progress=False)
+    assert fits == [run.name] and list(table.status) == ["finished"]
+
+
+def test_an_arm_waiting_on_a_diverged_run_is_a_failure_not_silence(project):
+    s = study(arm("a", train={"lr": 1e8, "loss": "mse"}), arm("b", init=RunRef(None, "a")), baseline=None)
+    with pytest.raises(StudyError, match="diverged"):
+        s.run(threads=1, progress=False)
+
+
+def test_within_noise_is_unknown_without_an_interval_or_a_seed_spread():
+    assert within_noise(float("nan"), float("nan"), 0.3, float("nan")) is None
+    assert within_noise(-0.1, 0.2, 0.05, float("nan")) is True
+    assert within_noise(0.1, 0.2, 0.15, float("nan")) is False
+    assert within_noise(float("nan"), float("nan"), 0.05, 0.1) is True

@@ -4,10 +4,11 @@ What a cached result (an evaluation, a training run) depends on is the *content*
 not their paths: a checkpoint moved to another folder or a dataset copied elsewhere keeps its
 fingerprint, a file changed in place gets a new one.
 
-- :func:`file_sha256`: SHA-256 of a file, remembered by (resolved path, size, ``st_mtime_ns``).
+- :func:`file_sha256`: SHA-256 of a file, remembered by (resolved path, size, ``st_mtime_ns``,
+  inode, ``st_ctime_ns``: a same-size copy with a preserved mtime is hashed again).
 - :func:`folder_fingerprint`: a hash over (name, file SHA-256) of the image files directly in a
   folder (the files :func:`srlib.data.io.list_images` lists, which are what the datasets read),
-  remembered by the folder's listing of (name, size, ``st_mtime_ns``); a changed, added or
+  remembered by the folder's listing of (name, size, ``st_mtime_ns``, inode, ctime); a changed, added or
   removed image changes it, re-listing an unchanged folder reads nothing.
 - :func:`dataset_fingerprint`: the folder fingerprint of a dataset's ``HR`` folder, resolved as
   :func:`srlib.data.datasets.load_hr_images` resolves it (without downloading); where that
@@ -105,15 +106,17 @@ def _cached_sha(p: Path, new: dict) -> str:
     st = p.stat()
     with _LOCK:
         hit = _memo()["files"].get(str(p))
-    if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+    # size, mtime, inode and ctime: a same-size copy with a preserved mtime (cp -p) still
+    # changes the inode or the ctime, so it is hashed again
+    if hit and hit[:2] == [st.st_size, st.st_mtime_ns] and hit[3:] == [st.st_ino, st.st_ctime_ns]:
         return hit[2]
     digest = _hash_file(p)
-    new[str(p)] = [st.st_size, st.st_mtime_ns, digest]
+    new[str(p)] = [st.st_size, st.st_mtime_ns, digest, st.st_ino, st.st_ctime_ns]
     return digest
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of ``path``'s bytes, read once per (resolved path, size, mtime_ns)."""
+    """SHA-256 (hex) of ``path``'s bytes, read once per (resolved path, size, mtime_ns, inode, ctime_ns)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"cannot fingerprint {p}: no such file")
@@ -129,14 +132,14 @@ def _listing(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
-        h.update(f"{f.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        h.update(f"{f.name}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ino}\t{st.st_ctime_ns}\n".encode())
     return h.hexdigest()
 
 
 def folder_fingerprint(folder: str | os.PathLike) -> str:
     """SHA-256 over sorted (file name, file SHA-256) of the image files directly in ``folder``.
 
-    Cached by the folder's listing of (name, size, mtime_ns): an unchanged folder costs one
+    Cached by the folder's listing of (name, size, mtime_ns, inode, ctime): an unchanged folder costs one
     ``stat`` per file; a changed, added or removed image changes the fingerprint.
     """
     folder = Path(folder)

@@ -34,6 +34,7 @@ import math
 import multiprocessing
 import os
 import re
+import sys
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -277,11 +278,16 @@ class Study:
             return None
         if isinstance(arm.init, RunRef):
             study, dep = self._ref(arm.init)
+            dep_state = study.state(dep)
             ck = study.run_dir(dep) / "checkpoints" / f"{arm.init.checkpoint}.pt"
-            if study.state(dep)["state"] != "finished" or not ck.is_file():
+            if arm.init.checkpoint == "best" and not ck.is_file():
+                ck = _eval_checkpoint(study.run_dir(dep))  # a run that never validated: last.pt
+            if dep_state["state"] != "finished" or not ck.is_file():
                 raise FileNotFoundError(
                     f"arm {arm.label} of study {self.name!r} starts from {study.name}/{dep.label}, "
-                    f"which has not finished (no {ck}); run study {study.name!r} first")
+                    f"which is {dep_state['status']} (no usable {ck.name}); "
+                    + ("it cannot be a starting point: fix that arm's recipe" if dep_state["state"] == "diverged"
+                       else f"run study {study.name!r} first"))
             return ck
         path = Path(arm.init)
         if not path.is_file():
@@ -388,6 +394,7 @@ class Study:
         if threads is not None:
             runtime["threads"] = int(threads)
         _ensure_training_data(self._p)
+        self._data_key = None  # a download may have just replaced the fallback: fingerprint again
         failures = self._train_dependencies(runtime)
         todo = [a for a in self.arms if self._needs_training(a, failures)]
         if jobs == 1 or len(todo) <= 1:
@@ -395,6 +402,10 @@ class Study:
                 failures.update(_train_arm(self, a, runtime))
         else:
             failures.update(self._train_parallel(todo, jobs, runtime))
+        for a in self.arms:
+            st = self.state(a)
+            if st["state"] == "waiting" and a.label not in failures:
+                failures[a.label] = st["status"]
         table = self.table(threads=threads)
         if failures:
             raise StudyError(f"study {self.name!r} ({self._p.name}): {len(failures)} arm(s) failed; the "
@@ -426,7 +437,8 @@ class Study:
         gpus, failures = _gpus(), {}
         ctx = multiprocessing.get_context("spawn")
         queue, free, pending = list(todo), list(range(jobs)), {}
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
+        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # 3.10: reused workers
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, **fresh) as pool:
             while queue or pending:
                 while queue and free:
                     slot, arm = free.pop(0), queue.pop(0)
@@ -622,8 +634,10 @@ def _train_arm(study: Study, arm: Arm, runtime: dict) -> dict:
                 "identity": identity}
         with _run_lock(run):
             try:
+                # no last.pt: start over in this run's folder (a best.pt left by a run killed
+                # before its first checkpoint belongs to the same identity and is overwritten)
                 train_sr(arm.model, arm.scale, study._p, out_dir=run, resume=last.is_file(),
-                         model_kwargs=arm.model_kwargs, init_checkpoint=study.init_path(arm), run_info=info,
+                         force=not last.is_file(), model_kwargs=arm.model_kwargs, init_checkpoint=study.init_path(arm), run_info=info,
                          **{**arm.train, "seed": arm.seed, **runtime})
             except TrainingDiverged:
                 pass  # train_sr recorded "diverged at step k" in run.json; the other arms go on

@@ -56,10 +56,15 @@ def seed_spread(means_per_seed) -> float:
     return float(m.max() - m.min()) if m.size >= 2 else float("nan")
 
 
-def within_noise(low: float, high: float, delta: float, spread: float) -> bool:
-    """The interval contains 0, or ``|delta|`` is below the seed spread (when there is one)."""
+def within_noise(low: float, high: float, delta: float, spread: float) -> bool | None:
+    """The interval contains 0, or ``|delta|`` is below the seed spread (when there is one).
+
+    None (unknown) when there is neither an interval (fewer than two images) nor a seed spread.
+    """
     if not np.isfinite(delta):
         return False
+    if not (np.isfinite(low) and np.isfinite(high)) and not np.isfinite(spread):
+        return None
     in_interval = bool(low <= 0.0 <= high)
     below_spread = bool(np.isfinite(spread) and abs(delta) < spread)
     return in_interval or below_spread

@@ -24,6 +24,7 @@ from ..data.colour import modcrop, to_tensor
 from ..data.datasets import FALLBACK_SOURCE, BenchmarkSet, PatchDataset, load_hr_images
 from ..data.catalog import canonical_name, find_dataset
 from ..data.resize import imresize
+from ..device import exact_fp32
 from ..metrics import psnr_ssim_torch
 from ..models import CheckpointError, build_model, check_finite, get_entry, list_models, read_checkpoint
 from ..paths import checkpoints_dir
@@ -152,7 +153,7 @@ def make_validator(dataset, scale: int, max_images: int | None = None):
     def validate(model: nn.Module) -> dict:
         dev = next(model.parameters()).device
         scores = []
-        with torch.no_grad():
+        with torch.no_grad(), exact_fp32():  # validation picks best.pt: fp32, no TF32 on CUDA
             for lr, hr in pairs:
                 sr = model(lr.to(dev)).float().clamp(0, 1).cpu()
                 scores.append(torch.stack(psnr_ssim_torch(sr, hr, scale)).flatten())
