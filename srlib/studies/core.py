@@ -54,7 +54,10 @@ from ..train import TrainConfig, TrainingDiverged
 from ..train.recipes import model_config, patch_settings, train_sr, validation_split
 from .stats import bootstrap_delta, seed_spread, within_noise
 
-#: bump when what the identity covers changes: every run is then retrained
+#: bump when what the identity covers changes, or when a model's, a loss's or the trainer's code
+#: changes what a run computes: every run is then retrained. A model class's own defaults that
+#: the registry configuration does not name (e.g. AWSRN's kernel_sizes) are not hashed, so a
+#: change to one of them also needs a bump.
 IDENTITY_VERSION = 1
 
 #: TrainConfig fields that change how a run executes, not what it computes, so they are left out
