@@ -141,7 +141,8 @@ def _unique(items, key) -> list:
 
 def table_title(df: pd.DataFrame) -> str:
     """A title line for a table of ``df`` when its numbers are not on the named benchmarks:
-    the scikit-image fallback stood in, or images were missing or changed; else ``''``."""
+    the scikit-image fallback stood in (for a benchmark, or for a study's training data), or
+    images were missing or changed, or the weights were random; else ``''``."""
     from .data.datasets import FALLBACK_SOURCE
 
     notes = []
@@ -156,6 +157,8 @@ def table_title(df: pd.DataFrame) -> str:
             f"{ds}: {', '.join(v)}" for ds, v in modified.items()) + ")")
     if df.attrs.get("random_init"):
         notes.append("with random (untrained) weights")
+    if df.attrs.get("trained_on_fallback"):  # a study's table (srlib.studies.Study.table)
+        notes.append(f"trained on the {FALLBACK_SOURCE} ({', '.join(df.attrs['trained_on_fallback'])})")
     return ("NOT THE PUBLISHED PROTOCOL: " + ", ".join(notes)) if notes else ""
 
 

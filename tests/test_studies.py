@@ -295,3 +295,15 @@ def test_within_noise_is_unknown_without_an_interval_or_a_seed_spread():
     assert within_noise(-0.1, 0.2, 0.05, float("nan")) is True
     assert within_noise(0.1, 0.2, 0.15, float("nan")) is False
     assert within_noise(float("nan"), float("nan"), 0.05, 0.1) is True
+
+
+def test_a_study_trained_on_the_fallback_says_so_in_its_table_title(project, monkeypatch):
+    from srlib.evaluate import table_title
+
+    s = study(arm("a"), baseline=None)
+    table = s.run(threads=1, progress=False)
+    assert table_title(table) == ""  # T91 and Set5 are on disk here
+    run = s.run_dir(s.arm("a"))
+    rec = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**rec, "data": {**rec.get("data", {}), "fallback": True}}))
+    assert "trained on the scikit-image fallback" in table_title(s.table())

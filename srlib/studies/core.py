@@ -485,12 +485,14 @@ class Study:
     def table(self, threads: int | None = None) -> pd.DataFrame:
         """The tidy table of :meth:`run` without training anything: one row per arm, dataset
         and scale; arms that are not finished show NaN metrics and their state."""
-        rows = []
+        rows, sources, fallback = [], {}, []
         with _threads(threads):
             for a in self.arms:
                 st = self.state(a)
                 params, madds = _complexity(a)
                 rec = _read_json(st["run_dir"] / "run.json") if st["run_dir"] else {}
+                if (rec.get("data") or {}).get("fallback"):
+                    fallback.append(a.label)
                 base = {"study": self.name, "arm": a.name, "seed": a.seed, "model": a.model,
                         "params": params, "multi_adds_G": madds, "steps": rec.get("steps", st["step"]),
                         "train_seconds": rec.get("train_seconds", math.nan),
@@ -499,6 +501,7 @@ class Study:
                         "identity": (st["identity"] or "?")[:8], "run_dir": str(st["run_dir"] or "")}
                 if st["state"] == "finished":
                     df = self._evaluate(a, st)
+                    sources.update(df.attrs.get("data_source") or {})
                     means = df.groupby(["dataset", "scale"], sort=False).agg(
                         psnr=("psnr", "mean"), ssim=("ssim", "mean"), n_images=("image", "size")).reset_index()
                     for r in means.to_dict("records"):
@@ -508,7 +511,10 @@ class Study:
                         rows.append({**base, "dataset": _dataset_label(ds), "scale": a.scale, "psnr": math.nan,
                                      "ssim": math.nan, "n_images": 0, "checkpoint": None})
         out = pd.DataFrame(rows)
-        return out[[c for c in TABLE_COLUMNS if c in out.columns]]
+        out = out[[c for c in TABLE_COLUMNS if c in out.columns]]
+        # for srlib.evaluate.table_title: evaluated or trained on the scikit-image fallback
+        out.attrs.update(data_source=sources, trained_on_fallback=fallback)
+        return out
 
     def compare(self, baseline: str | None = None, n: int = 2000, seed: int = 0) -> pd.DataFrame:
         """Each arm's mean PSNR delta vs the baseline, per dataset and scale, with its noise.
