@@ -146,7 +146,8 @@ def table_title(df: pd.DataFrame) -> str:
     from .data.datasets import FALLBACK_SOURCE
 
     notes = []
-    sources = dict(df.attrs.get("data_source") or {})
+    given = df.attrs.get("data_source") or {}
+    sources = dict(given) if isinstance(given, dict) else {"": str(given)}  # one source: a string
     if "source" in df.columns:
         sources.update({str(v): v for v in df["source"].unique()})
     if any(FALLBACK_SOURCE in str(v) for v in sources.values()):

@@ -453,3 +453,16 @@ def test_failed_download_leaves_no_empty_partial_folder(tmp_path, monkeypatch):
     with pytest.raises(catalog.DatasetNotFoundError, match="Download failed"):
         catalog.download_dataset("Set5", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_table_title_takes_one_source_as_a_string():
+    import pandas as pd
+
+    from srlib.data.datasets import FALLBACK_SOURCE
+    from srlib.evaluate import table_title
+
+    df = pd.DataFrame({"psnr": [30.0]})
+    df.attrs["data_source"] = "Set5 (a folder)"  # e.g. resampler_study's attrs
+    assert table_title(df) == ""
+    df.attrs["data_source"] = FALLBACK_SOURCE
+    assert table_title(df).startswith("NOT THE PUBLISHED PROTOCOL")
