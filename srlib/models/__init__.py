@@ -9,6 +9,7 @@ The classical methods keep that contract and are imported only when one is asked
 from __future__ import annotations
 
 import importlib
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,23 +202,38 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint"):
                               f"({type(exc).__name__}); re-download or re-create it") from None
 
 
-def first_nonfinite(obj, prefix: str = "") -> tuple[str, int] | None:
-    """``(key, count)`` of the first floating tensor in ``obj`` (a nested state dict) holding a
-    NaN or infinity, with the number of such tensors in all, or None when all are finite."""
-    bad: list[str] = []
+def first_nonfinite(obj, prefix: str = "", floats: bool = False,
+                    skip: tuple[str, ...] = ()) -> tuple[str, int] | None:
+    """``(key, count)`` of the first floating tensor in ``obj`` (a nested state dict or checkpoint)
+    holding a NaN or infinity, with the number of such entries in all; None when all are finite.
+
+    ``floats=True`` also checks plain Python floats (e.g. a learning rate in an optimiser state)
+    after the tensors; keys in ``skip`` are not checked (the trainer's ``best_psnr`` starts at
+    -inf). One host sync per device that holds tensors.
+    """
+    tensors: list[tuple[str, torch.Tensor]] = []
+    bad_floats: list[str] = []
 
     def walk(o, key):
         if isinstance(o, torch.Tensor):
-            if o.is_floating_point() and not bool(torch.isfinite(o).all()):
-                bad.append(key)
+            if o.is_floating_point() and o.numel():
+                tensors.append((key, o))
         elif isinstance(o, dict):
             for k, v in o.items():
                 walk(v, f"{key}.{k}" if key else str(k))
         elif isinstance(o, (list, tuple)):
             for i, v in enumerate(o):
                 walk(v, f"{key}[{i}]")
+        elif floats and isinstance(o, float) and key not in skip and not math.isfinite(o):
+            bad_floats.append(key)
 
     walk(obj, prefix)
+    bad = []
+    for device in dict.fromkeys(t.device for _, t in tensors):
+        entries = [(k, t) for k, t in tensors if t.device == device]
+        ok = torch.stack([torch.isfinite(t).all() for _, t in entries]).tolist()
+        bad += [k for (k, _), good in zip(entries, ok) if not good]
+    bad += bad_floats
     return (bad[0], len(bad)) if bad else None
 
 

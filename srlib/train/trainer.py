@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..losses import build_loss, get_loss, loss_terms, total_loss
+from ..models import first_nonfinite
 from . import ddp
 from .config import Phase, TrainConfig
 from .ema import EMA
@@ -531,7 +532,8 @@ class Trainer:
         """
         if self.dist.is_main:
             state = self.state_dict()
-            bad = _first_nonfinite(state)
+            found = first_nonfinite(state, floats=True, skip=("best_psnr",))
+            bad = found[0] if found else None
             if bad is not None:
                 raise TrainingDiverged(self.step, bad, self.lr, f"not writing {path}: {bad} holds a "
                                        f"non-finite value at step {self.step}; lower the learning rate")
@@ -645,35 +647,6 @@ def _clone_tree(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_clone_tree(v) for v in obj)
     return obj
-
-
-def _first_nonfinite(obj, prefix: str = "") -> str | None:
-    """The key path of the first floating tensor or float in ``obj`` that is not finite, or None.
-
-    One host sync per device holding tensors (checkpoint writes only)."""
-    found: list[tuple[str, torch.Tensor]] = []
-    floats: list[tuple[str, float]] = []
-
-    def walk(x, key):
-        if isinstance(x, torch.Tensor):
-            if x.is_floating_point() and x.numel():
-                found.append((key, x))
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(x, (list, tuple)):
-            for i, v in enumerate(x):
-                walk(v, f"{key}[{i}]")
-        elif isinstance(x, float) and key != "best_psnr" and not math.isfinite(x):
-            floats.append((key, x))
-
-    walk(obj, prefix)
-    for device in dict.fromkeys(t.device for _, t in found):
-        entries = [(k, t) for k, t in found if t.device == device]
-        ok = torch.stack([torch.isfinite(t).all() for _, t in entries]).tolist()
-        if not all(ok):
-            return entries[ok.index(False)][0]
-    return floats[0][0] if floats else None
 
 
 def _cuda_initialized() -> bool:
