@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data.catalog import canonical_name
+from .data.catalog import display_name
 from .data.fingerprint import dataset_fingerprint, file_sha256
 from .evaluate import GRAY_RULES, evaluate
 from .fileio import atomic_write_text, write_json
@@ -247,13 +247,6 @@ def _write_part(csv: Path, df: pd.DataFrame, key: dict, meta: dict) -> pd.DataFr
 
 # ------------------------------------------------------------------ the entry point
 
-def _dataset_label(ds: str) -> str:
-    try:
-        return canonical_name(ds)
-    except KeyError:
-        return ds
-
-
 def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int] | int, *, profile: str,
                     checkpoint=None, module: nn.Module | None = None, name: str | None = None,
                     key: str | int | None = None, max_images: int | None = None, gray_rule: str = "rgb",
@@ -293,7 +286,7 @@ def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int]
                 "max_images": max_images, "device": torch.device(device).type}
 
     def key_of(ident: dict, ds: str, s: int) -> dict:
-        return _norm({"method": ident, "protocol": protocol, "dataset": _dataset_label(ds),
+        return _norm({"method": ident, "protocol": protocol, "dataset": display_name(ds),
                       "dataset_fingerprint": dataset_fingerprint(ds, root), "scale": s})
 
     parts, status, files, sources = [], {}, {}, {}
@@ -302,12 +295,12 @@ def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int]
         for ds in datasets:
             ident = ident or spec.identity(s)
             k = key_of(ident, ds, s)
-            stem = f"{_slug(_dataset_label(ds))}_x{s}"
+            stem = f"{_slug(display_name(ds))}_x{s}"
             csv = _locate(folder, stem, k)
             got = _read_part(csv, k)
             if got is not None:
                 df, meta = got
-                status[f"{_dataset_label(ds)} x{s}"] = "read"
+                status[f"{display_name(ds)} x{s}"] = "read"
             else:
                 t0 = time.perf_counter()
                 fresh = evaluate(spec.build(s), [ds], [s], name=spec.label, root=root, gray_rule=gray_rule,
@@ -317,15 +310,15 @@ def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int]
                 k2 = key_of(ident, ds, s)  # evaluate may have downloaded the set meanwhile
                 if k2 != k:
                     k, csv = k2, _locate(folder, stem, k2)
-                meta = {"method": spec.label, "dataset": _dataset_label(ds), "scale": s, "rows": len(fresh),
+                meta = {"method": spec.label, "dataset": display_name(ds), "scale": s, "rows": len(fresh),
                         "data_source": fresh.attrs["data_source"], "eval_seconds": round(wall, 3),
                         "threads": torch.get_num_threads(),
                         "provenance": provenance(profile, data_source=fresh.attrs["data_source"], device=device,
                                                  checkpoint=str(spec._checkpoint(s)) if spec.kind == "model"
                                                  else None)}
                 df = _write_part(csv, fresh, k, meta)
-                status[f"{_dataset_label(ds)} x{s}"] = "computed"
-            files[f"{_dataset_label(ds)} x{s}"] = str(csv)
+                status[f"{display_name(ds)} x{s}"] = "computed"
+            files[f"{display_name(ds)} x{s}"] = str(csv)
             sources.update(meta["data_source"])
             parts.append(df)
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(COLUMNS))

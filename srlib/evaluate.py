@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .data.catalog import display_name
 from .data.colour import to_tensor
 from .data.datasets import BenchmarkSet
 from .device import exact_fp32
@@ -93,7 +94,7 @@ def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int
     """
     factory = _as_factory(upscaler, checkpoint, profile, random_init)
     name = name or (upscaler if isinstance(upscaler, str) else type(upscaler).__name__.lower())
-    datasets, scales = _unique(datasets, _dataset_key), _unique(scales, int)
+    datasets, scales = _unique(datasets, display_name), _unique(scales, int)
     rows, sources, modified = [], {}, {}
     for s in scales:
         model = factory(s)
@@ -117,15 +118,6 @@ def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int
     if modified:
         df.attrs["data_modified"] = modified
     return df
-
-
-def _dataset_key(name: str) -> str:
-    from .data.catalog import canonical_name
-
-    try:
-        return canonical_name(name)
-    except KeyError:
-        return name
 
 
 def _unique(items, key) -> list:

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .paths import notebooks_dir, project_root, results_dir
-from .provenance import atomic_write_text, provenance, write_json
+from .fileio import atomic_write_text, write_json
+from .provenance import provenance
 
 KERNEL_NAME = "srlib"
 SETUP_RECORD = ".setup_seconds"  # in sys.prefix: "<seconds> <unix time it finished>", by the Makefile

@@ -7,9 +7,6 @@ import platform
 import subprocess
 from pathlib import Path
 
-# re-exported: the atomic writers live in srlib.fileio (import them from there)
-from .fileio import atomic_write_text, write_json  # noqa: F401
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 

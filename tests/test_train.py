@@ -169,14 +169,19 @@ DDP_CHILD = """
 """
 
 
-def test_ddp_two_processes_identical_replicas(tmp_path):
+def run_two_ranks(child: str, out) -> tuple[dict, dict]:
+    """Run ``child`` (which saves ``{OUT}/rank{rank}.pt``) as a 2-process gloo group; both files."""
     env = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
            "OMP_NUM_THREADS": "1"}
-    code = f"OUT = {str(tmp_path)!r}\n" + textwrap.dedent(DDP_CHILD)
+    code = f"OUT = {str(out)!r}\n" + textwrap.dedent(child)
     procs = [run_child(code, {**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    return tuple(torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2))
+
+
+def test_ddp_two_processes_identical_replicas(tmp_path):
+    r0, r1 = run_two_ranks(DDP_CHILD, tmp_path)
     assert_states_equal(r0["final"], r1["final"])
     assert any(not torch.equal(r0["final"][k], r0["init"][k]) for k in r0["init"])
     assert not set(r0["shard"]) & set(r1["shard"])  # ranks see disjoint samples

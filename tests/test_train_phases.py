@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from srlib.train.config import PHASE_KEYS
 from srlib.train.logs import RunLog
 from srlib.train.trainer import TRAJECTORY_KEYS
 
-from test_train import TinySR, assert_states_equal, free_port, run_child
+from test_train import TinySR, assert_states_equal, run_child, run_two_ranks
 
 
 class OneConv(nn.Module):
@@ -301,13 +300,7 @@ DDP_GAN_CHILD = """
 
 
 def test_ddp_with_discriminator_and_phases_keeps_replicas_identical(tmp_path):
-    env = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "OMP_NUM_THREADS": "1"}
-    code = f"OUT = {str(tmp_path)!r}\n" + textwrap.dedent(DDP_GAN_CHILD)
-    procs = [run_child(code, {**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
-    outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    r0, r1 = run_two_ranks(DDP_GAN_CHILD, tmp_path)
     assert_states_equal(r0["g"], r1["g"])  # different initial weights: rank 0's were broadcast
     assert_states_equal(r0["d"], r1["d"])
     assert [r["phase"] for r in read_log(tmp_path / "run")] == ["0", "0", "1", "1"]

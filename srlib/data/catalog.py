@@ -138,6 +138,14 @@ def canonical_name(name: str) -> str:
     raise KeyError(f"unknown dataset {name!r}; the catalog has {', '.join(CATALOG)}")
 
 
+def display_name(name: str) -> str:
+    """:func:`canonical_name` for a catalogued dataset, else ``name`` as given (your own folder)."""
+    try:
+        return canonical_name(name)
+    except KeyError:
+        return name
+
+
 def data_root() -> Path | None:
     """``SRLIB_DATA_DIR`` as a Path, or None when unset."""
     env = os.environ.get("SRLIB_DATA_DIR")

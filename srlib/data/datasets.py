@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from .catalog import CATALOG, DatasetNotFoundError, canonical_name, download_dataset, find_dataset, missing_message
+from .catalog import (CATALOG, DatasetNotFoundError, canonical_name, display_name, download_dataset,
+                      find_dataset, missing_message)
 from .colour import modcrop, to_tensor
 from .integrity import DatasetIntegrityError, check_benchmark, integrity_message
 from .io import list_images, load_image
@@ -140,13 +141,6 @@ def _catalog_names() -> set:
     return set(CATALOG)
 
 
-def _display_name(name: str) -> str:
-    try:
-        return canonical_name(name)
-    except KeyError:
-        return name
-
-
 def _is_train(name: str) -> bool:
     try:
         return CATALOG[canonical_name(name)].role == "train"
@@ -172,7 +166,7 @@ class BenchmarkSet:
         self.scale = int(scale)
         images, self.source, self.problems = _load_hr(name, root, download, fallback, max_images,
                                                        allow_modified)
-        self.name = "skimage" if self.source == FALLBACK_SOURCE else _display_name(name)
+        self.name = "skimage" if self.source == FALLBACK_SOURCE else display_name(name)
         self.is_fallback = self.source == FALLBACK_SOURCE
         self.images = images
 

@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 
 from ..complexity import count_params, multi_adds
-from ..data.catalog import DatasetNotFoundError, canonical_name, download_dataset, find_dataset
+from ..data.catalog import DatasetNotFoundError, display_name, download_dataset, find_dataset
 from ..data.fingerprint import dataset_fingerprint, file_sha256
 from ..evalcache import evaluate_cached
 from ..models import build_model, get_entry
@@ -165,13 +165,6 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _dataset_label(ds: str) -> str:
-    try:
-        return canonical_name(ds)
-    except KeyError:
-        return ds
 
 
 _COMPLEXITY: dict = {}
@@ -508,7 +501,7 @@ class Study:
                         rows.append({**base, **r, "checkpoint": df.attrs["checkpoint"]})
                 else:
                     for ds in self.datasets:
-                        rows.append({**base, "dataset": _dataset_label(ds), "scale": a.scale, "psnr": math.nan,
+                        rows.append({**base, "dataset": display_name(ds), "scale": a.scale, "psnr": math.nan,
                                      "ssim": math.nan, "n_images": 0, "checkpoint": None})
         out = pd.DataFrame(rows)
         out = out[[c for c in TABLE_COLUMNS if c in out.columns]]

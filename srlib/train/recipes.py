@@ -29,7 +29,8 @@ from ..metrics import psnr_ssim_torch
 from ..models import CheckpointError, build_model, check_finite, get_entry, list_models, read_checkpoint
 from ..paths import checkpoints_dir
 from ..profiles import get_profile
-from ..provenance import provenance, write_json
+from ..fileio import write_json
+from ..provenance import provenance
 from .config import TrainConfig
 from .state import TrainingDiverged
 from .trainer import Trainer
