@@ -82,7 +82,8 @@ class _Holds(nn.Module):
 
 
 def test_peak_memory_sees_a_large_temporary():
-    assert peak_memory(_Holds(64), (8, 8)) >= 48 * 2**20
+    for _ in range(3):  # the same temporary, seen again on each call (not cached by the allocator)
+        assert peak_memory(_Holds(64, seconds=0), (8, 8)) >= 48 * 2**20
     assert isinstance(peak_memory(nn.Conv2d(3, 3, 3, padding=1), (8, 8)), int)
 
 
