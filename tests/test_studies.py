@@ -307,3 +307,40 @@ def test_a_study_trained_on_the_fallback_says_so_in_its_table_title(project, mon
     rec = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**rec, "data": {**rec.get("data", {}), "fallback": True}}))
     assert "trained on the scikit-image fallback" in table_title(s.table())
+
+
+def test_identity_hashes_the_class_defaults_and_bad_model_kwargs_fail_at_the_arm(project, monkeypatch):
+    import inspect
+
+    from srlib.models.awsrn import AWSRN
+    from srlib.studies.core import resolved_model_config
+
+    cfg = resolved_model_config("awsrn-s", 4)
+    assert cfg["kernel_sizes"] == (3, 5, 7, 9) and cfg["n_feats"] == 32 and "scale" not in cfg
+    assert resolved_model_config("awsrn-s", 4, {"kernel_sizes": (3, 5)})["kernel_sizes"] == (3, 5)
+    a = Arm("a", "awsrn-s", 4)
+    before = study(a, baseline="a").identity_hash(a)
+    # a default the registry does not name (kernel_sizes) changes in the code: the key moves
+    sig = inspect.signature(AWSRN.__init__)
+    defaults = tuple((3, 5, 7) if n == "kernel_sizes" else p.default for n, p in sig.parameters.items()
+                     if p.default is not inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD)
+    kw = {n: ((3, 5, 7) if n == "kernel_sizes" else p.default) for n, p in sig.parameters.items()
+          if p.kind is p.KEYWORD_ONLY}
+    monkeypatch.setattr(AWSRN.__init__, "__defaults__", defaults or None)
+    monkeypatch.setattr(AWSRN.__init__, "__kwdefaults__", kw or None)
+    assert resolved_model_config("awsrn-s", 4)["kernel_sizes"] == (3, 5, 7)
+    assert study(a, baseline="a").identity_hash(a) != before
+    with pytest.raises(ValueError, match="'cnn'.*bogus"):
+        arm("x", model_kwargs={"bogus": 1})
+
+
+def test_load_model_gives_the_finished_arm_with_its_best_weights(project):
+    s = study(arm("a"))
+    with pytest.raises(StudyError, match="run the study first"):
+        s.load_model("a")
+    s.run()
+    model = s.load_model("a")
+    best = torch.load(s.run_dir(s.arms[0]) / "checkpoints" / "best.pt", weights_only=True)
+    best = best.get("model", best)
+    assert not model.training
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())

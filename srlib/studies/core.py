@@ -9,7 +9,9 @@ and returns a tidy table.
 
 Identity (:meth:`Study.identity`) is a SHA-256 over what the trained weights depend on:
 
-- the model: registered name, class, scale, registry configuration updated by ``model_kwargs``;
+- the model: registered name, class, scale, and every keyword of the class's constructor as it
+  resolves (registry configuration, updated by ``model_kwargs``, over the class's own defaults,
+  :func:`resolved_model_config`), so a default that changes in the code changes the key;
 - the training configuration: ``TrainConfig.to_dict()`` after the profile, the model's registry
   overrides and the arm's overrides, *minus* :data:`RUNTIME_FIELDS`. The whole dict minus the
   exclusions is hashed, so a field added to ``TrainConfig`` enters the key by itself. The
@@ -29,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
+import inspect
 import json
 import math
 import multiprocessing
@@ -47,7 +51,7 @@ from ..complexity import count_params, multi_adds
 from ..data.catalog import DatasetNotFoundError, display_name, download_dataset, find_dataset
 from ..data.fingerprint import dataset_fingerprint, file_sha256
 from ..evalcache import evaluate_cached
-from ..models import build_model, get_entry
+from ..models import build_model, get_entry, load_weights
 from ..paths import results_dir
 from ..profiles import Profile, get_profile
 from ..train import TrainConfig, TrainingDiverged
@@ -55,10 +59,9 @@ from ..train.recipes import model_config, patch_settings, train_sr, validation_s
 from .stats import bootstrap_delta, seed_spread, within_noise
 
 #: bump when what the identity covers changes, or when a model's, a loss's or the trainer's code
-#: changes what a run computes: every run is then retrained. A model class's own defaults that
-#: the registry configuration does not name (e.g. AWSRN's kernel_sizes) are not hashed, so a
-#: change to one of them also needs a bump.
-IDENTITY_VERSION = 1
+#: changes what a run computes: every run is then retrained. (A model class's own defaults are
+#: hashed since version 2, :func:`resolved_model_config`; code inside the class is not.)
+IDENTITY_VERSION = 2
 
 #: TrainConfig fields that change how a run executes, not what it computes, so they are left out
 #: of the identity: threads and device (thread count changes float sums by ~1e-7, the same
@@ -138,6 +141,10 @@ class Arm:
                              f"known keys: {sorted(known)}")
         if "seed" in self.train:
             raise ValueError(f"Arm {self.name!r}: give the seed as Arm(seed=...), not in train=")
+        try:
+            resolved_model_config(self.model, self.scale, self.model_kwargs)
+        except TypeError as err:
+            raise ValueError(f"Arm {self.name!r}: {err}") from None
 
     @property
     def label(self) -> str:
@@ -152,6 +159,26 @@ def _norm(obj):
 def training_key(config: TrainConfig) -> dict:
     """``config.to_dict()`` without :data:`RUNTIME_FIELDS`: the training part of an identity."""
     return {k: v for k, v in config.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
+def resolved_model_config(model: str, scale: int, model_kwargs: dict | None = None) -> dict:
+    """Every constructor keyword of registered ``model`` at ``scale`` as it resolves: the class's
+    defaults, under the registry configuration, under ``model_kwargs`` (``scale`` left out).
+
+    Raises ``TypeError`` naming the model for a keyword its class does not take.
+    """
+    entry = get_entry(model)
+    cls = getattr(importlib.import_module(entry.module), entry.cls)
+    try:
+        bound = inspect.signature(cls).bind(scale=scale, **{**entry.config, **(model_kwargs or {})})
+    except TypeError as err:
+        raise TypeError(f"model {model!r} ({entry.module}.{entry.cls}): {err}; "
+                        f"model_kwargs were {sorted(model_kwargs or {})}") from None
+    bound.apply_defaults()
+    args = dict(bound.arguments)
+    args.pop("scale", None)
+    args.update(args.pop("kwargs", None) or {})
+    return args
 
 
 def identity_hash(identity: dict) -> str:
@@ -306,7 +333,7 @@ class Study:
         return _norm({
             "version": IDENTITY_VERSION,
             "model": {"name": arm.model, "class": f"{entry.module}.{entry.cls}", "scale": arm.scale,
-                      "config": {**entry.config, **arm.model_kwargs}},
+                      "config": resolved_model_config(arm.model, arm.scale, arm.model_kwargs)},
             "train": training_key(config),
             "data": {**self._data(), "patches": patch_settings(self._p, config)},
             "init": None if init is None else {"sha256": file_sha256(init)},
@@ -508,6 +535,17 @@ class Study:
         # for srlib.evaluate.table_title: evaluated or trained on the scikit-image fallback
         out.attrs.update(data_source=sources, trained_on_fallback=fallback)
         return out
+
+    def load_model(self, name: str, seed: int | None = None, checkpoint: str = "best") -> torch.nn.Module:
+        """Arm ``name``'s model with its finished run's ``best.pt`` (``checkpoint='last'``:
+        ``last.pt``), in eval mode; raises :class:`StudyError` when the run has not finished."""
+        arm = self._seeded(self.arm(name, seed))
+        st = self.state(arm)
+        if st["state"] != "finished":
+            raise StudyError(f"study {self.name!r}, arm {arm.label}: {st['status']}; run the study first "
+                             f"(srlib study run {self.name} --profile {self.profile_name})")
+        ck = _eval_checkpoint(st["run_dir"]) if checkpoint == "best" else st["run_dir"] / "checkpoints" / "last.pt"
+        return load_weights(build_model(arm.model, arm.scale, **arm.model_kwargs), ck).eval()
 
     def compare(self, baseline: str | None = None, n: int = 2000, seed: int = 0) -> pd.DataFrame:
         """Each arm's mean PSNR delta vs the baseline, per dataset and scale, with its noise.
