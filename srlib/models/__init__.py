@@ -62,11 +62,29 @@ ENTRIES: dict[str, ModelEntry] = {
         dict(n_feats=32, block_feats=128, n_lfb=4, n_awru=4, bam=True),
         "AWSRN with balanced attention (super-image awsrn-bam; Wang et al. 2021), no mean shift",
     ),
+    "awsrn-s-improved": ModelEntry(
+        "srlib.models.awsrn_improved", "ImprovedAWSRN", (2, 3, 4),
+        dict(n_feats=32, block_feats=128, n_lfb=1, n_awru=4),
+        "Improved AWSRN-S (Dong et al. 2025): AWSRN-S + gap_awru, lrfu_fusion, awms_plus, "
+        "dsconv_head, nonlocal_ca (switches, all on)",
+    ),
+    "awsrn-improved": ModelEntry(
+        "srlib.models.awsrn_improved", "ImprovedAWSRN", (2, 3, 4, 8),
+        dict(n_feats=32, block_feats=128, n_lfb=4, n_awru=4),
+        "Improved AWSRN (Dong et al. 2025): AWSRN + gap_awru, lrfu_fusion, awms_plus, "
+        "dsconv_head, nonlocal_ca (switches, all on)",
+    ),
     "cnn": ModelEntry(
         "srlib.models.cnn", "YanCNN", (2, 3, 4),
         dict(n_feats=64, n_mapping=6, bn_mapping=False),  # our choice; the paper gives none
         "Plain CNN (Yan et al. 2024): conv+BN+ReLU, 6 conv+ReLU, sub-pixel conv, global bicubic skip",
         train=dict(loss="mse", lr=1e-4, schedule="constant"),  # paper Sec. 4.1
+    ),
+    "imfm": ModelEntry(
+        "srlib.models.imfm", "IMFM", (2, 3, 4),
+        dict(n_feats=40, n_blocks=17, n_paths=4, path_feats=28, up_feats=28),
+        "IMFM (seed 003, progressive feature fusion): 17 PABs with MSWAM and CAM, MWAUM upsampler, 595K",
+        train=dict(loss="l1"),  # Eq. 5; its cosine warm-restart schedule is set by the studies
     ),
 }
 

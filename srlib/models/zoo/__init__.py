@@ -49,6 +49,12 @@ ZOO_ENTRIES: dict[str, ModelEntry] = {
         module=_Z + "edsr", cls="EDSR", scales=(2, 3, 4), config={"n_resblocks": 16, "nf": 64},
         description="EDSR-baseline (Lim et al., CVPRW 2017): 16 residual blocks, 64 channels (no weights here)",
     ),
+    "edsr": ModelEntry(
+        module=_Z + "edsr", cls="EDSR", scales=(2, 3, 4),
+        config={"n_resblocks": 32, "nf": 256, "res_scale": 0.1},
+        description="EDSR (Lim et al., CVPRW 2017): 32 residual blocks, 256 channels, residual "
+        "scale 0.1, 43M parameters (no weights here; for complexity tables)",
+    ),
     "rdn": ModelEntry(
         module=_Z + "rdn", cls="RDN", scales=(2, 3, 4), config={"g0": 64, "d": 16, "c": 8, "g": 64},
         description="RDN (Zhang et al., CVPR 2018): 16 residual dense blocks (no weights here)",
