@@ -26,6 +26,7 @@ from .catalog import (CATALOG, DatasetNotFoundError, canonical_name, display_nam
 from .colour import modcrop, to_tensor
 from .integrity import DatasetIntegrityError, check_benchmark, integrity_message
 from .io import list_images, load_image
+from .patches import PatchSelection, normalize_sampling
 from .resize import imresize
 from .transforms import dihedral
 
@@ -210,13 +211,16 @@ class PatchDataset(Dataset):
         length: number of samples per epoch (the index space of the sampler).
         seed: sample ``i`` is drawn from ``numpy.random.default_rng((seed, i))``.
         augment: apply one of the 8 flips/rotations, chosen at random per sample.
+        sampling: where patches come from: None / ``'uniform'`` (an image, then a position,
+            uniformly) or FASS (``'fass'`` or a dict, :mod:`srlib.data.patches`).
     """
 
     def __init__(self, images, scale: int, lr_patch: int = 48, length: int = 16000,
-                 seed: int = 0, augment: bool = True):
+                 seed: int = 0, augment: bool = True, sampling=None):
         self.scale, self.lr_patch, self.length = int(scale), int(lr_patch), int(length)
         self.seed, self.augment = int(seed), augment
         self._all_pairs = [_pair(im, self.scale) for im in images]
+        self.sampling, self.selection, self._score_maps = normalize_sampling(sampling), None, {}
         self.set_lr_patch(lr_patch)
 
     def set_lr_patch(self, lr_patch: int) -> None:
@@ -226,16 +230,29 @@ class PatchDataset(Dataset):
         if not pairs:
             raise ValueError(f"no image is large enough for {lr_patch}px LR patches at x{self.scale}")
         self.lr_patch, self.pairs = int(lr_patch), pairs
+        self.set_sampling(self.sampling)
+
+    def set_sampling(self, sampling) -> None:
+        """Switch the patch sampling (``TrainConfig.sampling``); FASS builds its table
+        (:class:`~srlib.data.patches.PatchSelection`) for the current patch size."""
+        self.sampling = normalize_sampling(sampling)
+        fass = self.sampling is not None and self.sampling["rule"] != "uniform"
+        self.selection = (PatchSelection(self.pairs, self.lr_patch, self.scale, self.sampling, self._score_maps)
+                          if fass else None)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng((self.seed, int(i)))
-        hr, lr = self.pairs[rng.integers(len(self.pairs))]
         p, s = self.lr_patch, self.scale
-        y = rng.integers(lr.shape[0] - p + 1)
-        x = rng.integers(lr.shape[1] - p + 1)
+        if self.selection is not None:
+            k, y, x = self.selection.draw(rng)
+            hr, lr = self.pairs[k]
+        else:
+            hr, lr = self.pairs[rng.integers(len(self.pairs))]
+            y = rng.integers(lr.shape[0] - p + 1)
+            x = rng.integers(lr.shape[1] - p + 1)
         lr_p = to_tensor(lr[y : y + p, x : x + p], batch=False)
         hr_p = to_tensor(hr[y * s : (y + p) * s, x * s : (x + p) * s], batch=False)
         if self.augment:

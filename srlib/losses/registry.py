@@ -112,13 +112,13 @@ def _normalize_term(name, value):
         for key, v in kwargs.items():
             if not _plain(v):
                 raise ValueError(f"loss {name!r}: option {key!r} must be a number, string, bool, "
-                                 f"None or a list of them (JSON-safe), got {v!r}")
+                                 f"None, or a list or str-keyed dict of them (JSON-safe), got {v!r}")
         try:
             inspect.signature(cls).bind(loss_weight=weight, **kwargs)
         except TypeError as exc:
             raise ValueError(f"loss {name!r} does not accept {sorted(kwargs)} ({exc}); its options: "
                              f"{list(inspect.signature(cls).parameters)}") from None
-        return {"weight": weight, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}}
+        return {"weight": weight, **{k: _copy_plain(v) for k, v in kwargs.items()}}
     return _weight(name, value)
 
 
@@ -129,9 +129,20 @@ def _weight(name, value) -> float:
     return float(value)
 
 
+def _copy_plain(v):
+    """A JSON-like copy: tuples become lists, mappings plain dicts."""
+    if isinstance(v, (list, tuple)):
+        return [_copy_plain(x) for x in v]
+    if isinstance(v, Mapping):
+        return {k: _copy_plain(x) for k, x in v.items()}
+    return v
+
+
 def _plain(v) -> bool:
     if isinstance(v, (list, tuple)):
         return all(_plain(x) for x in v)
+    if isinstance(v, Mapping):  # e.g. a perceptual loss's {layer: weight}
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
     return v is None or isinstance(v, (bool, int, float, str))
 
 

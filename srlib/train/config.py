@@ -8,13 +8,17 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, fields, replace
 
+from ..data.patches import normalize_sampling
 from ..losses import list_losses, normalize_loss_spec
 
 SCHEDULES = ("step", "cosine_restarts", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # what a phase may set; the rest of the TrainConfig is shared by all phases
 PHASE_KEYS = ("steps", "lr_patch", "batch_size", "loss", "lr", "betas", "schedule", "step_size", "gamma",
-              "T_0", "T_mult", "eta_min", "grad_clip", "d_loss", "d_lr", "d_betas", "d_steps")
+              "T_0", "T_mult", "eta_min", "grad_clip", "d_loss", "d_lr", "d_betas", "d_steps", "sampling",
+              "keep_optimizer")
+# what defines the optimisers and schedules: a phase that keeps them may not change these
+OPTIMIZER_KEYS = ("lr", "betas", "schedule", "step_size", "gamma", "T_0", "T_mult", "eta_min", "d_lr", "d_betas")
 
 
 @dataclass
@@ -35,12 +39,24 @@ class TrainConfig:
     (a loss spec whose terms read the ``discriminator`` context) with Adam(``d_lr``, ``d_betas``),
     ``d_lr=None`` meaning ``lr``; it takes ``d_steps`` updates per generator step and follows the
     generator's schedule fields (``schedule``, ``step_size``, ``gamma``, ``T_0``, ...) with its own
-    scheduler, stepped once per generator step.
+    scheduler, stepped once per generator step. ``discriminator`` (a name or
+    ``{'name': 'vgg', 'nf': 32}``, :func:`srlib.models.discriminator.build_discriminator`) lets
+    the trainer build it (initialised from ``seed + 1``, the global RNG untouched) when none is passed.
+
+    ``schedule='cosine_restarts'`` is torch's ``CosineAnnealingWarmRestarts(T_0, T_mult,
+    eta_min)`` stepped per iteration (seed 003 Eq. 13, :mod:`srlib.train.mpts`).
+
+    ``sampling``: how training patches are drawn, None (the dataset's own), ``'uniform'``,
+    ``'fass'`` or a FASS dict (:mod:`srlib.data.patches`); needs a dataset with
+    ``set_sampling`` (:class:`srlib.data.PatchDataset`).
 
     ``phases``: a list of dicts, each overriding some of :data:`PHASE_KEYS` for ``steps`` steps
     (the last phase may omit ``steps``: it runs up to ``steps``); keys a phase omits take the
     top-level value (``lr_patch``: the dataset's own). Phase k+1 starts from phase k's weights
-    (and EMA) with a fresh optimiser and schedule. ``steps`` must equal the phases' sum.
+    (and EMA) with a fresh optimiser and schedule, unless it sets ``keep_optimizer: True``: then
+    the optimisers and schedules (and their state) carry on from phase k, which it may not
+    change (:data:`OPTIMIZER_KEYS`), e.g. a curriculum that only grows ``lr_patch``.
+    ``steps`` must equal the phases' sum.
     """
 
     steps: int = 1000
@@ -60,6 +76,8 @@ class TrainConfig:
     d_lr: float | None = None
     d_betas: tuple[float, float] = (0.9, 0.999)
     d_steps: int = 1
+    discriminator: str | dict | None = None
+    sampling: str | dict | None = None
     phases: list[dict] | None = None
     checkpoint_every: int = 1000
     validate_every: int = 0
@@ -79,6 +97,9 @@ class TrainConfig:
         self.loss = _loss_spec("loss", self.loss)
         if self.d_loss is not None:
             self.d_loss = _loss_spec("d_loss", self.d_loss)
+        self.sampling = _sampling("sampling", self.sampling)
+        if self.discriminator is not None:
+            self.discriminator = _discriminator_spec(self.discriminator)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("precision", self.precision, PRECISIONS)
         if self.channels_last not in ("auto", True, False):
@@ -114,12 +135,18 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.phases[{i}]['steps'] must be an int >= 1, got {steps!r}"
                                  + (f" (the steps left after the earlier phases, of {self.steps})"
                                     if "steps" not in p else ""))
-            overrides = {k: v for k, v in p.items() if k not in ("steps", "lr_patch")}
+            overrides = {k: v for k, v in p.items() if k not in ("steps", "lr_patch", "keep_optimizer")}
             try:
                 cfg = replace(self, phases=None, steps=steps, **overrides)
             except ValueError as exc:
                 raise ValueError(f"TrainConfig.phases[{i}]: {exc}") from None
-            plan.append(Phase(i, start, start + steps, cfg, p.get("lr_patch")))
+            keep = bool(p.get("keep_optimizer", False))
+            if keep:
+                changed = [k for k in OPTIMIZER_KEYS if getattr(cfg, k) != getattr(plan[-1].config, k)]
+                if changed:
+                    raise ValueError(f"TrainConfig.phases[{i}] keeps the optimiser but changes {changed}; "
+                                     "drop keep_optimizer or those keys")
+            plan.append(Phase(i, start, start + steps, cfg, p.get("lr_patch"), keep))
             start += steps
         if start != self.steps:
             raise ValueError(f"TrainConfig.steps is {self.steps} but the phases add up to {start} steps; "
@@ -145,7 +172,8 @@ class Phase:
     """One training phase: steps ``[start, end)``, its effective ``config`` and ``lr_patch``.
 
     ``config`` is the top-level :class:`TrainConfig` with the phase's overrides (``phases=None``,
-    ``steps`` the phase's length); ``lr_patch`` None keeps the dataset's own patch size.
+    ``steps`` the phase's length); ``lr_patch`` None keeps the dataset's own patch size;
+    ``keep_optimizer`` carries the previous phase's optimisers and schedules on.
     """
 
     index: int
@@ -153,6 +181,7 @@ class Phase:
     end: int
     config: TrainConfig
     lr_patch: int | None
+    keep_optimizer: bool = False
 
     @property
     def steps(self) -> int:
@@ -178,6 +207,22 @@ def _loss_spec(name: str, spec):
         raise ValueError(f"TrainConfig.{name}: {exc} (registered losses: {list_losses()})") from None
 
 
+def _sampling(name: str, spec):
+    try:
+        return normalize_sampling(spec)
+    except ValueError as exc:
+        raise ValueError(f"TrainConfig.{name}: {exc}") from None
+
+
+def _discriminator_spec(spec):
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        return copy.deepcopy(spec)
+    raise ValueError(f"TrainConfig.discriminator must be a name (e.g. 'vgg') or a dict with 'name' and "
+                     f"options (e.g. {{'name': 'vgg', 'nf': 32}}), got {spec!r}")
+
+
 def _phase_dict(i: int, phase) -> dict:
     if not isinstance(phase, dict):
         raise ValueError(f"TrainConfig.phases[{i}] must be a dict of {PHASE_KEYS}, got {phase!r}")
@@ -191,6 +236,12 @@ def _phase_dict(i: int, phase) -> dict:
     for key in ("loss", "d_loss"):
         if p.get(key) is not None:
             p[key] = _loss_spec(f"phases[{i}].{key}", p[key])
+    if "sampling" in p:
+        p["sampling"] = _sampling(f"phases[{i}].sampling", p["sampling"])
+    keep = p.get("keep_optimizer", False)
+    if not isinstance(keep, bool) or (keep and i == 0):
+        raise ValueError(f"TrainConfig.phases[{i}]['keep_optimizer'] must be a bool, and False in the "
+                         f"first phase (nothing to keep); got {keep!r}")
     lr_patch = p.get("lr_patch")
     if lr_patch is not None and (isinstance(lr_patch, bool) or not isinstance(lr_patch, int) or lr_patch < 1):
         raise ValueError(f"TrainConfig.phases[{i}]['lr_patch'] must be an int >= 1 or None, got {lr_patch!r}")

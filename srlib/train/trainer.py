@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..losses import build_loss, get_loss, loss_terms, total_loss
 from ..models import first_nonfinite
+from ..models.discriminator import build_discriminator
 from . import ddp
 from .config import Phase, TrainConfig
 from .ema import EMA
@@ -69,7 +70,8 @@ class Trainer:
             EMA model when ``config.ema`` is set; ``best.pt`` keeps the best ``'psnr'``.
         discriminator: optional second network, trained on ``config.d_loss`` with its own Adam
             and schedule, ``d_steps`` updates per generator step (in phases whose ``d_loss`` is
-            set); saved in the checkpoint and resumed exactly.
+            set); saved in the checkpoint and resumed exactly. Without it, ``config.discriminator``
+            (a name or spec) builds one, initialised from ``config.seed + 1``.
 
     One step: :meth:`compute_losses` gives named, weighted terms (the generator's loss is their
     sum); backward; the gradient norm (clipped to ``grad_clip``); the divergence guard; then, with
@@ -107,11 +109,19 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.hooks: list[Callable[[Trainer], None]] = []
         self.plan: list[Phase] = config.phase_plan()
+        if discriminator is not None and config.discriminator is not None:
+            raise ValueError("give the discriminator either as Trainer(..., discriminator=net) or as "
+                             f"TrainConfig.discriminator={config.discriminator!r}, not both")
+        if discriminator is None and config.discriminator is not None:
+            with torch.random.fork_rng(devices=[]):  # the generator's run is the same with or without D
+                torch.manual_seed(config.seed + 1)
+                discriminator = build_discriminator(config.discriminator)
         self._check_setup(discriminator)
         self._setup_device()
         seed_everything(config.seed)
         self._setup_model(model, discriminator)
         self._base_lr_patch = getattr(train_set, "lr_patch", None)
+        self._base_sampling = getattr(train_set, "sampling", None)
         self.sampler = SeededBatchSampler(len(train_set), config.batch_size, config.seed,
                                           self.dist.rank, self.dist.world_size)
         self.step, self._first_step, self.best_psnr, self.elapsed = 0, 0, -math.inf, 0.0
@@ -145,6 +155,10 @@ class Trainer:
             if ph.lr_patch is not None and not hasattr(self.train_set, "set_lr_patch"):
                 raise TypeError(f"{where} sets lr_patch={ph.lr_patch} but {type(self.train_set).__name__} "
                                 "has no set_lr_patch(p); use srlib.data.PatchDataset or add the method")
+            if ph.config.sampling is not None and not hasattr(self.train_set, "set_sampling"):
+                raise TypeError(f"{where} sets sampling={ph.config.sampling!r} but "
+                                f"{type(self.train_set).__name__} has no set_sampling(spec); use "
+                                "srlib.data.PatchDataset or add the method")
         if has_d and all(ph.config.d_loss is None for ph in self.plan):
             raise ValueError("a discriminator was given but no d_loss is set (TrainConfig.d_loss or a "
                              "phase's 'd_loss'), so it would never train")
@@ -182,20 +196,31 @@ class Trainer:
         """Fresh optimisers, schedules and losses for phase ``index``; its patch and batch size."""
         phase = self.plan[index]
         c = phase.config
+        # keep only on the step from phase index-1 (a resume into a kept phase builds fresh objects
+        # from its config, which equals the chain's first, and loads their state)
+        keep = phase.keep_optimizer and getattr(self, "phase", None) == index - 1
         self.phase, self.phase_config = index, c
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=c.betas)
-        self.scheduler = build_scheduler(self.optimizer, c)
+        if not keep:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=c.betas)
+            self.scheduler = build_scheduler(self.optimizer, c)
         self.loss_fn = build_loss(c.loss).to(self.device)
-        self.d_optimizer = self.d_scheduler = self.d_loss_fn = None
+        if not keep:
+            self.d_optimizer = self.d_scheduler = None
+        self.d_loss_fn = None
         if self.discriminator is not None:
-            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(),
-                                                lr=c.d_lr if c.d_lr is not None else c.lr, betas=c.d_betas)
-            self.d_scheduler = build_scheduler(self.d_optimizer, c)
+            if not keep:
+                self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(),
+                                                    lr=c.d_lr if c.d_lr is not None else c.lr, betas=c.d_betas)
+                self.d_scheduler = build_scheduler(self.d_optimizer, c)
             if c.d_loss is not None:
                 self.d_loss_fn = build_loss(c.d_loss).to(self.device)
         lr_patch = phase.lr_patch if phase.lr_patch is not None else self._base_lr_patch
-        if hasattr(self.train_set, "set_lr_patch") and lr_patch is not None:
+        if (hasattr(self.train_set, "set_lr_patch") and lr_patch is not None
+                and lr_patch != getattr(self.train_set, "lr_patch", None)):
             self.train_set.set_lr_patch(lr_patch)
+        sampling = c.sampling if c.sampling is not None else self._base_sampling
+        if hasattr(self.train_set, "set_sampling") and sampling != getattr(self.train_set, "sampling", None):
+            self.train_set.set_sampling(sampling)
         self.sampler.batch_size = c.batch_size
 
     # ---- paths and properties -------------------------------------------------------------
@@ -594,7 +619,7 @@ class Trainer:
 # keys whose change alters the trajectory of a resumed run
 TRAJECTORY_KEYS = ("batch_size", "lr", "betas", "loss", "schedule", "step_size", "gamma", "T_0",
                    "T_mult", "eta_min", "grad_clip", "ema", "d_loss", "d_lr", "d_betas", "d_steps",
-                   "phases", "seed", "precision", "channels_last")
+                   "discriminator", "sampling", "phases", "seed", "precision", "channels_last")
 
 
 def _warn_config_changes(saved: dict, config: TrainConfig, path: Path) -> None:
