@@ -21,6 +21,18 @@ from dataclasses import asdict, dataclass, field, replace
 BENCHMARKS = ("Set5", "Set14", "B100", "Urban100")
 # seed 002 in quick: the slow patch-based methods (ne, sc) see the first images of Urban100 only
 URBAN100_QUICK = 10
+# notebook 03 in quick: fine-tuning steps of each of its 9 arms (7 arms, 2 seeds for two of them)
+QUICK_03_STEPS = 200
+# notebook 05 in quick: steps of each of its 11 from-scratch arms (an IMFM step costs ~1 s here, 5x
+# AWSRN-S's) and the images per benchmark its arms are evaluated on (an IMFM pass on one Urban100
+# image takes seconds)
+QUICK_05_STEPS = 80
+QUICK_05_IMAGES = 10
+# notebook 04 in quick: generator steps of each of its 7 from-scratch runs (5 arms, 2 seeds for the
+# baseline and the package; the hybrid phase is the last third, on smaller patches,
+# srlib.studies.hybrid.RECIPES) and the images per benchmark they are evaluated on
+QUICK_04_STEPS = 300
+QUICK_04_IMAGES = 10
 # the parts of `make reproduce` that get a share of its time: the set-up, then notebooks 01-07
 BUDGET_PARTS = ("setup", "01", "02", "03", "04", "05", "06", "07")
 
@@ -132,13 +144,19 @@ PROFILES = {
         validate_every=3, checkpoint_every=3, threads=2, val_images=2,
         notes="code paths only; numbers are meaningless",
         seed002=Seed002Budget(urban100_images=1, scales=(2, 4)),
-        budgets=_budgets({k: 2 for k in BUDGET_PARTS if k != "setup"}, **{"02": dict(steps=6)})),
+        budgets=_budgets({k: 2 for k in BUDGET_PARTS if k != "setup"}, **{"02": dict(steps=6),
+                                                                     "03": dict(steps=3, seeds=2),
+                                                                     "04": dict(steps=6, seeds=1, images=2),
+                                                                     "05": dict(steps=3, seeds=2, images=2)})),
     "quick": Profile(
         "quick", train_dataset="T91", lr_patch=32, batch_size=16, steps=1200, lr=1e-3, lr_step=800,
         validate_every=200, checkpoint_every=200, threads=2,
         notes="a few CPU minutes per model on T91; full benchmark evaluation",
         seed002=Seed002Budget(urban100_images=URBAN100_QUICK, scales=(2, 4)),
-        budgets=_budgets(QUICK_MINUTES, **{"02": dict(steps=1200)}), total_minutes=90, rerun_minutes=5),
+        budgets=_budgets(QUICK_MINUTES, **{"02": dict(steps=1200), "03": dict(steps=QUICK_03_STEPS, seeds=2),
+                                                          "04": dict(steps=QUICK_04_STEPS, seeds=2, images=QUICK_04_IMAGES),
+                                                          "05": dict(steps=QUICK_05_STEPS, seeds=2, images=QUICK_05_IMAGES)}),
+        total_minutes=90, rerun_minutes=5),
     "full": Profile(
         "full", eval_scales=(2, 3, 4), train_dataset="DIV2K", lr_patch=48, batch_size=16,
         steps=1_000_000, lr=1e-3, lr_step=200_000, validate_every=10_000, checkpoint_every=10_000,

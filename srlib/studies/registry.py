@@ -1,6 +1,8 @@
 """The study registry: ``@register_study(name)`` over ``fn(profile) -> Study``.
 
-The project's own studies live in :mod:`srlib.studies.baseline` and :mod:`srlib.studies.seed002`;
+The project's own studies live in :mod:`srlib.studies.baseline` (notebook 02),
+:mod:`srlib.studies.improved` (03), :mod:`srlib.studies.hybrid` (04), :mod:`srlib.studies.imfm` (05)
+and :mod:`srlib.studies.seed002` (06);
 they are imported on the first :func:`get_study` / :func:`list_studies`, so importing
 :mod:`srlib.studies` stays cheap.
 """
@@ -13,7 +15,8 @@ from ..profiles import Profile, get_profile
 from .core import Study
 
 #: modules that register the project's studies when imported
-BUILTIN_MODULES = ("srlib.studies.baseline", "srlib.studies.seed002")
+BUILTIN_MODULES = ("srlib.studies.baseline", "srlib.studies.improved", "srlib.studies.hybrid",
+                   "srlib.studies.imfm", "srlib.studies.seed002")
 
 _STUDIES: dict[str, Callable[[Profile], Study]] = {}
 

@@ -68,3 +68,24 @@ def within_noise(low: float, high: float, delta: float, spread: float) -> bool |
     in_interval = bool(low <= 0.0 <= high)
     below_spread = bool(np.isfinite(spread) and abs(delta) < spread)
     return in_interval or below_spread
+
+
+def signed_db(x: float) -> str:
+    """``+0.12 dB``; ``n/a`` for NaN."""
+    return "n/a" if x != x else f"{x:+.2f} dB"
+
+
+def delta_sentences(table, baseline: str) -> list[str]:
+    """One sentence per arm of a table with columns ``arm, params, delta, ci_low, ci_high,
+    within_noise`` (one row per benchmark): its mean PSNR delta against ``baseline``, its extra
+    parameters, and on how many benchmarks the paired 95% interval lies above 0, below 0, or
+    the delta is within the noise (unknown noise counts as within)."""
+    base_params = table[table.arm == baseline].params.iloc[0]
+    out = []
+    for arm, g in table[table.arm != baseline].groupby("arm", sort=False):
+        up, down = int((g.ci_low > 0).sum()), int((g.ci_high < 0).sum())
+        noise = int(g.within_noise.map(lambda v: True if v != v or v is None else bool(v)).sum())
+        out.append(f"{arm}: {signed_db(g.delta.mean())} on average over {len(g)} benchmark(s) "
+                   f"({int(g.params.iloc[0] - base_params):+,} parameters); interval above 0 on {up}, "
+                   f"below 0 on {down}; within the noise on {noise}")
+    return out

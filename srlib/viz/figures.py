@@ -138,3 +138,26 @@ def method_crops(item, scale: int, upscalers: dict, size: int = 96, margin: int 
         piece = crop(sr, top - t0 * scale, left - l0 * scale, size)
         out[f"{label} ({psnr(piece, hr, 0):.2f} dB)"] = piece
     return out
+
+
+def patch_grid(rows: dict[str, list], size: float = 1.5, title: str = ""):
+    """A grid of training patches: ``rows`` maps a row title to ``[(uint8 image, caption), ...]``
+    (e.g. the patches FASS draws beside uniform draws, captioned with their scores,
+    :func:`srlib.studies.hybrid.fass_rows`)."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * (size + 0.3)), squeeze=False)
+    for i, (row_title, patches) in enumerate(rows.items()):
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(patches):
+                img, caption = patches[j]
+                ax.imshow(img, interpolation="nearest")
+                ax.set_title(str(caption), fontsize=8)
+            else:
+                ax.axis("off")
+        axes[i, 0].set_ylabel(row_title, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

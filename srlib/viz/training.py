@@ -1,4 +1,5 @@
-"""Training figures: loss and validation-PSNR curves from a run's ``log.csv``, AWMS branch weights."""
+"""Training figures: loss and validation-PSNR curves from a run's ``log.csv``, AWMS branch weights,
+learning-rate schedules."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -106,5 +107,17 @@ def awms_weights_bar(weights: dict[str, float], init: float | None = None, title
         ax.axhline(init, ls="--", lw=1, color="gray", label=f"initial value ({init:g})")
         ax.legend(fontsize=8)
     ax.set(xlabel="AWMS branch kernel", ylabel="adaptive weight", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def lr_schedules(curves: dict[str, list[float]], title: str = ""):
+    """Learning rate against step for each named schedule (e.g. step decay vs cosine annealing
+    with warm restarts, ``srlib.studies.imfm.lr_curves``)."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for i, (name, lrs) in enumerate(curves.items()):
+        ax.plot(range(len(lrs)), lrs, color=f"C{i}", lw=1.5, label=name)
+    ax.set(xlabel="iteration", ylabel="learning rate", title=title)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
