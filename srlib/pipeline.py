@@ -93,10 +93,15 @@ class _PeakMemory:
 
 
 def _to_html(executed: Path) -> Path:
+    """The executed notebook as HTML, without its stored widget state: nbconvert then shows each
+    widget's static PNG twin (:mod:`srlib.viz.widgets`) instead of a widget view that needs a
+    kernel and JavaScript from a CDN. The ``.ipynb`` keeps the state."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata.pop("widgets", None)
+    body, _ = HTMLExporter().from_notebook_node(nb)
     return atomic_write_text(executed.with_suffix(".html"), body)
 
 
