@@ -219,3 +219,14 @@ def test_to_tensor_batch_flag():
     assert batched.shape == (1, 3, 2, 3) and single.shape == (3, 2, 3)
     assert batched[0].equal(single) and single[2, 1, 0].item() == pytest.approx(img[1, 0, 2] / 255)
     assert to_tensor(img[..., 0], batch=False).shape == (1, 2, 3)  # gray HW -> one channel
+
+
+def test_benchmark_item_finds_one_image_by_name_and_falls_back_to_the_first(data_dir):
+    import numpy as np
+
+    from srlib.data.datasets import BenchmarkSet, benchmark_item
+
+    item = benchmark_item("Set5", "butterfly", 4)
+    ref = next(it for it in BenchmarkSet("Set5", 4) if it.name == "butterfly")
+    assert item.name == "butterfly" and np.array_equal(item.hr, ref.hr) and np.array_equal(item.lr, ref.lr)
+    assert benchmark_item("Set5", "no-such-image", 4).name == BenchmarkSet("Set5", 4, max_images=1)[0].name

@@ -183,6 +183,19 @@ class BenchmarkSet:
         return (self[i] for i in range(len(self)))
 
 
+def benchmark_item(dataset: str, name: str, scale: int) -> BenchmarkItem:
+    """Image ``name`` (file stem) of ``dataset`` at ``scale``; the set's first image where it has no
+    such image (e.g. the scikit-image fallback). Only the images up to it are decoded, and only
+    its LR is computed."""
+    try:
+        hr_dir = find_dataset(dataset)
+    except (KeyError, DatasetNotFoundError):
+        hr_dir = None
+    stems = [p.stem for p in list_images(hr_dir)] if hr_dir is not None else []
+    items = BenchmarkSet(dataset, scale, max_images=stems.index(name) + 1 if name in stems else 1)
+    return items[next((i for i, im in enumerate(items.images) if im.name == name), 0)]
+
+
 @lru_cache(maxsize=1024)
 def _lr_from_file(key: tuple, scale: int) -> np.ndarray:
     hr, _ = _load_cached(*key)

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from ..complexity import count_params, multi_adds, peak_memory, time_forward
-from ..data.datasets import BenchmarkSet
+from ..data.datasets import BenchmarkSet, benchmark_item
 from ..evalcache import evaluate_cached
 from ..evaluate import summarize
 from ..models import build_model, build_upscaler
@@ -205,11 +205,7 @@ def complexity_table(profile, models=COMPLEXITY_MODELS, images: int | None = Non
 
 def figure_items(profile) -> list:
     """The benchmark items of Figures 5-6 (:data:`FIGURE_IMAGES`)."""
-    out = []
-    for ds, name in FIGURE_IMAGES:
-        items = BenchmarkSet(ds, SCALE)
-        out.append(next(it for it in items if it.name == name))
-    return out
+    return [benchmark_item(ds, name, SCALE) for ds, name in FIGURE_IMAGES]
 
 
 def figure_methods(study: Study) -> dict:

@@ -22,7 +22,7 @@ import math
 import pandas as pd
 import torch
 
-from ..data.datasets import BenchmarkSet
+from ..data.datasets import BenchmarkSet, benchmark_item
 from ..complexity import count_params, multi_adds, time_forward
 from ..models import build_model
 from ..models.tracing import trace_shapes
@@ -229,8 +229,7 @@ def figure4_item(profile, scale: int = 4):
     ds, name = FIGURE4_IMAGE
     if ds not in p.eval_datasets:
         return BenchmarkSet(p.eval_datasets[0], scale, max_images=1)[0]
-    items = BenchmarkSet(ds, scale, max_images=int(name.split("_")[1]))
-    return next((it for it in items if it.name == name), items[len(items) - 1])
+    return benchmark_item(ds, name, scale)
 
 
 def figure4_models(study: Study, improved: str = "all-on") -> dict:
