@@ -230,3 +230,13 @@ def test_benchmark_item_finds_one_image_by_name_and_falls_back_to_the_first(data
     ref = next(it for it in BenchmarkSet("Set5", 4) if it.name == "butterfly")
     assert item.name == "butterfly" and np.array_equal(item.hr, ref.hr) and np.array_equal(item.lr, ref.lr)
     assert benchmark_item("Set5", "no-such-image", 4).name == BenchmarkSet("Set5", 4, max_images=1)[0].name
+
+
+def test_sources_name_the_data_folder_relative_to_srlib_data_dir(data_dir, tmp_path, monkeypatch):
+    from srlib.data.catalog import portable_path
+    from srlib.data.datasets import BenchmarkSet
+
+    assert BenchmarkSet("Set5", 2, max_images=1).source == "Set5 ($SRLIB_DATA_DIR/Set5/HR)"
+    monkeypatch.setenv("SRLIB_CACHE_DIR", str(tmp_path / "cache"))
+    assert portable_path(tmp_path / "cache" / "datasets" / "T91" / "HR") == "$SRLIB_CACHE_DIR/datasets/T91/HR"
+    assert portable_path(tmp_path / "mine") == str(tmp_path / "mine")  # a folder the caller named

@@ -152,6 +152,20 @@ def data_root() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
+def portable_path(path) -> str:
+    """``path`` as results may share it: ``$SRLIB_DATA_DIR/...`` inside the data folder,
+    ``$SRLIB_CACHE_DIR/...`` inside the cache, else as given (a folder the caller named)."""
+    path = Path(path)
+    for var, root in (("SRLIB_DATA_DIR", data_root()), ("SRLIB_CACHE_DIR", cache_root())):
+        if root is None:
+            continue
+        try:
+            return f"${var}/{path.resolve().relative_to(root.resolve()).as_posix()}"
+        except ValueError:
+            continue
+    return str(path)
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("SRLIB_CACHE_DIR", "~/.cache/srlib")).expanduser()
 

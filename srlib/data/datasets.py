@@ -22,7 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .catalog import (CATALOG, DatasetNotFoundError, canonical_name, display_name, download_dataset,
-                      find_dataset, missing_message)
+                      find_dataset, missing_message, portable_path)
 from .colour import modcrop, to_tensor
 from .integrity import DatasetIntegrityError, check_benchmark, integrity_message
 from .io import list_images, load_image
@@ -104,7 +104,7 @@ def _load_hr(name: str, root, download: bool, fallback: bool, max_images: int | 
         return _skimage_images(names[:max_images]), FALLBACK_SOURCE, []
     canon = canonical_name(name)
     problems = _verify(canon, hr_dir, max_images)
-    source = f"{canon} ({hr_dir})"
+    source = f"{canon} ({portable_path(hr_dir)})"
     if problems:
         if not allow_modified:
             raise DatasetIntegrityError(integrity_message(canon, hr_dir, problems))
