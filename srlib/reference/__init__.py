@@ -101,7 +101,8 @@ def _seed000_gains(pub: pd.DataFrame) -> list[dict]:
         g = g.set_index("model")
         for m in ("psnr", "ssim"):
             gain = g[m]["improved awsrn (claimed)"] - g[m]["awsrn (as cited by seed 000)"]
-            rows.append({"paper": "seed 000", "where": "Sec. 4 text (gains over AWSRN)", "model": "improved awsrn (claimed)",
+            rows.append({"paper": "seed 000", "where": "Sec. 4 text (gains over AWSRN)",
+                         "model": "improved awsrn (claimed)",
                          "dataset": ds, "scale": s, "metric": f"{m}_gain", "value": round(float(gain), 4),
                          "note": "derived: Table I/II's improved row minus its AWSRN row, as the text prints it",
                          "origin": "published_results.csv (derived)"})
