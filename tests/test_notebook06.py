@@ -28,6 +28,10 @@ def test_notebook_06_runs_under_smoke(data_dir, scratch_project):
     for name in ("fig2_panel", "fig3_psnr_urban100", "fig4_ssim_urban100", "psnr_set5_set14"):
         assert (project / "figures" / "smoke" / f"06_seed002_{name}.png").stat().st_size > 5_000
     assert sorted(p.name[:2] for p in (out / "dictionaries").glob("*.npz")) == ["ne"] * 3 + ["sc"] * 3
+    card = pd.read_csv(out / "06_scorecard.csv", comment="#")
+    assert card.status.notna().all() and set(card.status) <= {"reproduced", "not reached", "not checkable here"}
+    params = card[(card.metric == "params") & (card.model == "awsrn-s")]
+    assert len(params) == 3 and (params.status == "reproduced").all()  # exact counts, x2/x3/x4
 
 
 def _per_image(psnr: dict) -> pd.DataFrame:
