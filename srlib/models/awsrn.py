@@ -137,6 +137,18 @@ class LFB(nn.Module):
             m.fuse_()
 
 
+def choose_dropped(weights: dict[str, float], threshold: float | None = None, keep: int | None = None) -> list[str]:
+    """The AWMS branches pruning removes: those below ``threshold`` in ``|weight|``, or all but the
+    ``keep`` largest (exactly one of the two); never every branch."""
+    if (threshold is None) == (keep is None):
+        raise ValueError("pass exactly one of threshold= or keep=")
+    ranked = sorted(weights.items(), key=lambda kv: -abs(kv[1]))
+    dropped = [k for k, _ in ranked[keep:]] if keep is not None else [k for k, w in ranked if abs(w) < threshold]
+    if len(dropped) >= len(ranked):
+        raise ValueError(f"pruning would remove every AWMS branch (weights {dict(ranked)})")
+    return dropped
+
+
 class AWMS(nn.Module):
     """Adaptive weighted multi-scale reconstruction (Sec. 3, 'AWMS').
 
@@ -170,15 +182,7 @@ class AWMS(nn.Module):
         remaining weights are not renormalised (the output changes by exactly the dropped
         branches' contributions). Returns the dropped branch names. In place.
         """
-        if (threshold is None) == (keep is None):
-            raise ValueError("pass exactly one of threshold= or keep=")
-        ranked = sorted(self.branch_weights().items(), key=lambda kv: -abs(kv[1]))
-        if keep is not None:
-            dropped = [k for k, _ in ranked[keep:]]
-        else:
-            dropped = [k for k, w in ranked if abs(w) < threshold]
-        if len(dropped) >= len(ranked):
-            raise ValueError(f"pruning would remove every AWMS branch (weights {dict(ranked)})")
+        dropped = choose_dropped(self.branch_weights(), threshold, keep)
         for k in dropped:
             del self.convs[k], self.weights[k]
         return dropped

@@ -102,7 +102,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .awsrn import AWMS, AWRU, AWSRN, LFB, LRFU
+from .awsrn import AWMS, AWRU, AWSRN, LFB, LRFU, choose_dropped
 from .blocks import (
     DIV2K_RGB_MEAN,
     ChannelAttention,
@@ -218,19 +218,6 @@ class ImprovedLFB(LFB):
         self.lrfu = FocusLRFU(n_feats, n_awru, reduction=reduction) if lrfu_fusion else LRFU(n_feats, n_awru)
 
 
-def _choose_dropped(weights: dict[str, float], threshold, keep) -> list[str]:
-    if (threshold is None) == (keep is None):
-        raise ValueError("pass exactly one of threshold= or keep=")
-    ranked = sorted(weights.items(), key=lambda kv: -abs(kv[1]))
-    if keep is not None:
-        dropped = [k for k, _ in ranked[keep:]]
-    else:
-        dropped = [k for k, w in ranked if abs(w) < threshold]
-    if len(dropped) >= len(ranked):
-        raise ValueError(f"pruning would remove every AWMS branch (weights {dict(ranked)})")
-    return dropped
-
-
 class AWMSPlus(AWMS):
     """AWMS with dilated depthwise-separable branches and input-dependent branch weights.
 
@@ -280,7 +267,7 @@ class AWMSPlus(AWMS):
                              "(ImprovedAWSRN.awms_branch_weights(images))")
         if set(weights) != set(self.convs):
             raise ValueError(f"weights must name the branches {sorted(self.convs)}, got {sorted(weights)}")
-        dropped = _choose_dropped(weights, threshold, keep)
+        dropped = choose_dropped(weights, threshold, keep)
         for k in dropped:
             del self.convs[k], self.weights[k], self.gates[k]
         return dropped
