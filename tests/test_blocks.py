@@ -284,3 +284,13 @@ def test_upsampler_gradients_flow(kind):
     up(x).square().mean().backward()
     assert x.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in up.parameters())
+
+
+def test_a_dilated_depthwise_conv_runs_in_fp32_under_cpu_autocast():
+    from srlib.models.blocks import DepthwiseSeparableConv
+
+    x = torch.rand(2, 4, 12, 12)
+    dilated, plain = DepthwiseSeparableConv(4, 6, 5, dilation=3), DepthwiseSeparableConv(4, 6, 5)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert dilated(x).dtype == torch.float32 and plain(x).dtype == torch.bfloat16
+    assert torch.allclose(dilated(x), dilated.pointwise(dilated.depthwise(x)))  # fp32 outside: unchanged

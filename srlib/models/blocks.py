@@ -61,6 +61,10 @@ class DepthwiseSeparableConv(nn.Module):
     Args:
         in_ch, out_ch: channels. kernel_size: depthwise kernel (odd). dilation: depthwise dilation.
         bias: biases on both convs. act: optional module factory applied between the two.
+
+    A *dilated* depthwise conv runs in fp32 under CPU autocast: its bf16 backward (oneDNN, torch
+    2.14 CPU) gave NaN weight gradients in about one run in two of seed 000's AWMS branches
+    (5x5, dilation 3 and 4), never in fp32; the branch is a few percent of a model's Multi-Adds.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, dilation: int = 1,
@@ -71,6 +75,9 @@ class DepthwiseSeparableConv(nn.Module):
         self.pointwise = conv(in_ch, out_ch, 1, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.depthwise.dilation[0] > 1 and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return self.pointwise(self.act(self.depthwise(x.float())))
         return self.pointwise(self.act(self.depthwise(x)))
 
 
