@@ -240,3 +240,26 @@ def figure4_models(study: Study, improved: str = "all-on") -> dict:
         if study.state(study.arm(arm))["state"] == "finished":
             out[label] = study.load_model(arm)
     return out
+
+
+def ablation_sentences(ablation: pd.DataFrame, baseline: str = "baseline") -> list[str]:
+    """One sentence per arm of :func:`ablation_table` (:func:`srlib.studies.stats.delta_sentences`)."""
+    return delta_sentences(ablation, baseline)
+
+
+def claims_sentences(verdicts: pd.DataFrame) -> list[str]:
+    """One sentence per claimed gain of seed 000, computed from :func:`claims`."""
+    return [f"{r.dataset} x{r.scale}: claimed {signed_db(r.claimed_delta)}, ours {signed_db(r.our_delta)}"
+            + ("" if r.our_delta != r.our_delta else f" ({r.share_of_claim:.0%} of the claim)") + f": {r.verdict}"
+            for r in verdicts.itertuples()]
+
+
+def context_sentences(ctx: pd.DataFrame) -> list[str]:
+    """Where seed 000's claimed absolute values sit among the published larger models."""
+    out = []
+    for ds, g in ctx.groupby("dataset", sort=False):
+        above = g[g.claimed_minus_model > 0]
+        out.append(f"{ds} x4: the claimed {g.psnr_improved_paper.iloc[0]:.2f} dB is above "
+                   f"{len(above)} of the {len(g)} published models listed"
+                   + (f" ({', '.join(f'{m} {p:.2f}' for m, p in zip(above.model, above.psnr))})" if len(above) else ""))
+    return out
