@@ -49,6 +49,24 @@ def lrelu(x: torch.Tensor, slope: float = 0.05) -> torch.Tensor:
     return F.leaky_relu(x, slope)
 
 
+def dilated_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int,
+                   groups: int = 1) -> torch.Tensor:
+    """``F.conv2d`` with 'same' padding at ``dilation``; a dilated conv runs in fp32 under CPU autocast.
+
+    Measured on torch 2.14's CPU (oneDNN) with bf16 autocast: the backward of a *dilated* conv gave
+    garbage weight gradients (NaN, or finite values near 1e32) in about one training step in two
+    (seed 000's 5x5 depthwise branches at dilation 3 and 4; seed 003's MSWAM 3x3 at dilation 2),
+    so the trainer's guard stopped those runs at step 1-9; undilated convs and fp32 never did.
+    Only the dilated convs leave bf16, so a model keeps most of the bf16 speed.
+    """
+    pad = dilation * (weight.shape[-1] // 2)
+    if dilation > 1 and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return F.conv2d(x.float(), weight.float(), None if bias is None else bias.float(), padding=pad,
+                            dilation=dilation, groups=groups)
+    return F.conv2d(x, weight, bias, padding=pad, dilation=dilation, groups=groups)
+
+
 class DepthwiseSeparableConv(nn.Module):
     """Depthwise-separable convolution (MobileNet, Howard et al. 2017, Sec. 3.1).
 
@@ -62,9 +80,7 @@ class DepthwiseSeparableConv(nn.Module):
         in_ch, out_ch: channels. kernel_size: depthwise kernel (odd). dilation: depthwise dilation.
         bias: biases on both convs. act: optional module factory applied between the two.
 
-    A *dilated* depthwise conv runs in fp32 under CPU autocast: its bf16 backward (oneDNN, torch
-    2.14 CPU) gave NaN weight gradients in about one run in two of seed 000's AWMS branches
-    (5x5, dilation 3 and 4), never in fp32; the branch is a few percent of a model's Multi-Adds.
+    A dilated depthwise conv runs through :func:`dilated_conv2d` (fp32 under CPU autocast).
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, dilation: int = 1,
@@ -75,10 +91,8 @@ class DepthwiseSeparableConv(nn.Module):
         self.pointwise = conv(in_ch, out_ch, 1, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.depthwise.dilation[0] > 1 and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            with torch.autocast("cpu", enabled=False):
-                return self.pointwise(self.act(self.depthwise(x.float())))
-        return self.pointwise(self.act(self.depthwise(x)))
+        dw = self.depthwise
+        return self.pointwise(self.act(dilated_conv2d(x, dw.weight, dw.bias, dw.dilation[0], dw.groups)))
 
 
 def rename_weight_norm_keys(sd: dict) -> dict:

@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import CoordinateAttention, PixelAttention, conv, upsampler as make_upsampler
+from .blocks import CoordinateAttention, PixelAttention, conv, dilated_conv2d, upsampler as make_upsampler
 
 UPSAMPLERS = ("mwaum", "deconv", "subpixel")
 SLOPE = 0.2  # LeakyReLU slope (PAN's)
@@ -95,8 +95,7 @@ class MSWAM(nn.Module):
 
     def branches(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each scale's attended output ``PA(conv_d(x))``, before weighting."""
-        return [self.pa(F.conv2d(x, self.conv.weight, self.conv.bias, padding=d, dilation=d))
-                for d in self.dilations]
+        return [self.pa(dilated_conv2d(x, self.conv.weight, self.conv.bias, d)) for d in self.dilations]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(sum(w * b for w, b in zip(self.weights, self.branches(x))), SLOPE)
