@@ -286,11 +286,15 @@ def test_upsampler_gradients_flow(kind):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in up.parameters())
 
 
-def test_a_dilated_depthwise_conv_runs_in_fp32_under_cpu_autocast():
-    from srlib.models.blocks import DepthwiseSeparableConv
+def test_dilated_convs_leave_bf16_under_cpu_autocast():
+    import torch.nn.functional as F
 
-    x = torch.rand(2, 4, 12, 12)
-    dilated, plain = DepthwiseSeparableConv(4, 6, 5, dilation=3), DepthwiseSeparableConv(4, 6, 5)
+    from srlib.models.blocks import DepthwiseSeparableConv, dilated_conv2d
+
+    x, w, b = torch.rand(2, 4, 12, 12), torch.rand(4, 4, 3, 3), torch.rand(4)
     with torch.autocast("cpu", torch.bfloat16):
-        assert dilated(x).dtype == torch.float32 and plain(x).dtype == torch.bfloat16
-    assert torch.allclose(dilated(x), dilated.pointwise(dilated.depthwise(x)))  # fp32 outside: unchanged
+        assert dilated_conv2d(x, w, b, 2).dtype == torch.float32
+        assert dilated_conv2d(x, w, b, 1).dtype == torch.bfloat16
+    assert torch.allclose(dilated_conv2d(x, w, b, 2), F.conv2d(x, w, b, padding=2, dilation=2))
+    ds = DepthwiseSeparableConv(4, 6, 5, dilation=3)
+    assert torch.allclose(ds(x), ds.pointwise(ds.depthwise(x)))  # same function, 'same' padding
