@@ -23,10 +23,13 @@ BENCHMARKS = ("Set5", "Set14", "B100", "Urban100")
 URBAN100_QUICK = 10
 # notebook 03 in quick: fine-tuning steps of each of its 9 arms (7 arms, 2 seeds for two of them)
 QUICK_03_STEPS = 200
+# ... and the images per benchmark they are evaluated on (Set5 and Set14 whole; nine arms on every
+# B100 and Urban100 image took ~13 of the notebook's 15 minutes)
+QUICK_03_IMAGES = 20
 # notebook 05 in quick: steps of each of its 11 from-scratch arms (an IMFM step costs ~1 s here, 5x
 # AWSRN-S's) and the images per benchmark its arms are evaluated on (an IMFM pass on one Urban100
 # image takes seconds)
-QUICK_05_STEPS = 80
+QUICK_05_STEPS = 50
 QUICK_05_IMAGES = 10
 # notebook 04 in quick: generator steps of each of its 7 from-scratch runs (5 arms, 2 seeds for the
 # baseline and the package; the hybrid phase is the last third, on smaller patches,
@@ -153,7 +156,7 @@ PROFILES = {
         validate_every=200, checkpoint_every=200, threads=2,
         notes="a few CPU minutes per model on T91; full benchmark evaluation",
         seed002=Seed002Budget(urban100_images=URBAN100_QUICK, scales=(2, 4)),
-        budgets=_budgets(QUICK_MINUTES, **{"02": dict(steps=1200), "03": dict(steps=QUICK_03_STEPS, seeds=2),
+        budgets=_budgets(QUICK_MINUTES, **{"02": dict(steps=1200), "03": dict(steps=QUICK_03_STEPS, seeds=2, images=QUICK_03_IMAGES),
                                                           "04": dict(steps=QUICK_04_STEPS, seeds=2, images=QUICK_04_IMAGES),
                                                           "05": dict(steps=QUICK_05_STEPS, seeds=2, images=QUICK_05_IMAGES)}),
         total_minutes=90, rerun_minutes=5),

@@ -108,7 +108,8 @@ def ablation_study(profile) -> Study:
 
     ``smoke``/``quick``: AWSRN-S x4; every arm starts from notebook 02's ``best.pt`` (the study
     ``02-awsrn-s``; new parts at their initialisation) and trains ``steps`` at the learning rate
-    02 ended at, constant. ``full``: AWSRN from scratch with the profile's recipe, x4 and x8
+    02 ended at, constant; evaluated on the first ``images`` images of each benchmark (None: the
+    profile's ``eval_max_images``). ``full``: AWSRN from scratch with the profile's recipe, x4 and x8
     (x8 is AWSRN-only: AWSRN-S is registered for x2-x4).
     """
     p = get_profile(profile)
@@ -130,7 +131,7 @@ def ablation_study(profile) -> Study:
                  for s in seeds]
     if b.arms:
         arms = arms[: b.arms]
-    return Study("03-ablation", p, arms, baseline="baseline",
+    return Study("03-ablation", p, arms, baseline="baseline", max_images=b.images or p.eval_max_images,
                  description="notebook 03: seed 000's modules alone and together, equal budget")
 
 
