@@ -71,8 +71,10 @@ def within_noise(low: float, high: float, delta: float, spread: float) -> bool |
 
 
 def signed_db(x: float) -> str:
-    """``+0.12 dB``; ``n/a`` for NaN."""
-    return "n/a" if x != x else f"{x:+.2f} dB"
+    """``+0.12 dB`` (``+0.004 dB`` below 0.05 dB, so a small delta does not read as zero); ``n/a`` for NaN."""
+    if x != x:
+        return "n/a"
+    return f"{x:+.3f} dB" if abs(x) < 0.05 else f"{x:+.2f} dB"
 
 
 def delta_sentences(table, baseline: str) -> list[str]:
