@@ -31,32 +31,30 @@ def _names(text: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def _int_at_least_one(text: str, not_int: str, too_small: str) -> int:
+    """``int(text)`` when it is >= 1, else ``argparse.ArgumentTypeError`` with the given messages."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(not_int.format(text=text)) from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(too_small.format(v=v))
+    return v
+
+
 def _scales(text: str) -> list[int]:
     """argparse type: a non-empty comma-separated list of positive integer scales, repeats dropped."""
     items = [t.strip() for t in text.split(",")]
     if not text.strip() or not all(items):
         raise argparse.ArgumentTypeError(f"expected comma-separated integer scales, e.g. 2,3,4; got {text!r}")
-    out = []
-    for t in items:
-        try:
-            v = int(t)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{t!r} is not an integer scale (e.g. 2,3,4)") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"scales must be positive integers, got {v}")
-        out.append(v)
+    out = [_int_at_least_one(t, "{text!r} is not an integer scale (e.g. 2,3,4)",
+                             "scales must be positive integers, got {v}") for t in items]
     return list(dict.fromkeys(out))
 
 
 def _positive(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
-    return v
+    return _int_at_least_one(text, "{text!r} is not an integer", "must be a positive integer, got {v}")
 
 
 def _scale(text: str) -> int:

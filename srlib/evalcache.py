@@ -251,7 +251,8 @@ def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int]
                     checkpoint=None, module: nn.Module | None = None, name: str | None = None,
                     key: str | int | None = None, max_images: int | None = None, gray_rule: str = "rgb",
                     round_y: bool = True, progress: bool = False, cache_dir=None, root=None,
-                    device: str = "cpu", model_kwargs: dict | None = None) -> pd.DataFrame:
+                    device: str = "cpu", model_kwargs: dict | None = None,
+                    cached_only: bool = False) -> pd.DataFrame:
     """:func:`srlib.evaluate.evaluate` with each (dataset, scale) part cached on disk by content.
 
     Args:
@@ -267,9 +268,11 @@ def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int]
         model_kwargs: configuration overrides of a registered model (in the key).
         profile, max_images, gray_rule, round_y, progress, root, device: as for ``evaluate``
             (``profile`` also picks the learned classical methods' budget and the default folder).
+        cached_only: read what is cached and compute nothing; a missing part is left out (its
+            ``cache`` entry says ``"missing"``).
 
     Returns the per-image rows of ``evaluate``, with ``attrs`` gray_rule, round_y, data_source,
-    device, plus ``cache`` (``{"<dataset> x<s>": "read" | "computed"}``), ``cached`` (every part
+    device, plus ``cache`` (``{"<dataset> x<s>": "read" | "computed" | "missing"}``), ``cached`` (every part
     read) and ``cache_files``.
     """
     from .paths import results_dir
@@ -301,6 +304,9 @@ def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int]
             if got is not None:
                 df, meta = got
                 status[f"{display_name(ds)} x{s}"] = "read"
+            elif cached_only:
+                status[f"{display_name(ds)} x{s}"] = "missing"
+                continue
             else:
                 t0 = time.perf_counter()
                 fresh = evaluate(spec.build(s), [ds], [s], name=spec.label, root=root, gray_rule=gray_rule,

@@ -142,6 +142,15 @@ def test_second_call_reads_equal_rows(tiny, calls):
     assert calls == [] and (relabelled.model == "INTER (bicubic)").all()
 
 
+def test_cached_only_reads_and_never_computes(tiny, calls):
+    missing = evaluate_cached("bicubic", ["Tiny"], [2], profile="smoke", root=tiny, cached_only=True)
+    assert calls == [] and len(missing) == 0 and missing.attrs["cache"] == {"Tiny x2": "missing"}
+    first = evaluate_cached("bicubic", ["Tiny"], [2], profile="smoke", root=tiny)
+    read = evaluate_cached("bicubic", ["Tiny"], [2], profile="smoke", root=tiny, cached_only=True)
+    assert len(calls) == 1 and read.attrs["cached"]
+    pd.testing.assert_frame_equal(first, read)
+
+
 @pytest.mark.parametrize("change", [dict(gray_rule="y"), dict(round_y=False), dict(max_images=2)])
 def test_a_protocol_setting_recomputes_and_keeps_the_other(tiny, calls, change):
     base = evaluate_cached("bicubic", ["Tiny"], [2], profile="smoke", root=tiny)

@@ -56,6 +56,7 @@ import pandas as pd
 
 from ..complexity import count_params, multi_adds
 from ..data.catalog import display_name, find_dataset
+from ..evalcache import evaluate_cached
 from ..evaluate import read_table
 from ..models import build_model, list_models
 from ..paths import results_dir
@@ -123,26 +124,11 @@ def official_means(model: str, dataset: str, scale: int, profile, evaluate: bool
     ``scale`` from the evaluation cache (``results/<profile>/evaluations/``, as
     ``evaluate_cached(model, ..., checkpoint='official')`` leaves it, CPU or CUDA), else None;
     ``evaluate=True`` computes a missing one (on the CPU)."""
-    from .. import evalcache as ec
-    from ..data.fingerprint import dataset_fingerprint
-
     p = get_profile(profile)
-    if evaluate:
-        df = ec.evaluate_cached(model, [dataset], [scale], profile=p.name, checkpoint="official",
-                                max_images=max_images)
-        return {"psnr": df.psnr.mean(), "ssim": df.ssim.mean(), "n_images": len(df), "device": "cpu"}
-    # the key evaluate_cached reads, without computing on a miss (srlib.evalcache's own helpers)
-    spec = ec._Method(model, p.name, "official", None, None, None)
-    ident = spec.identity(scale)
-    folder = results_dir(p.name) / "evaluations" / ec._slug(spec.label)
-    for device in ("cpu", "cuda"):
-        protocol = {"version": ec.PROTOCOL_VERSION, "gray_rule": "rgb", "round_y": True, "max_images": max_images,
-                    "device": device}
-        key = ec._norm({"method": ident, "protocol": protocol, "dataset": display_name(dataset),
-                        "dataset_fingerprint": dataset_fingerprint(dataset), "scale": int(scale)})
-        got = ec._read_part(ec._locate(folder, f"{ec._slug(display_name(dataset))}_x{int(scale)}", key), key)
-        if got is not None:
-            df = got[0]
+    for device in ("cpu",) if evaluate else ("cpu", "cuda"):
+        df = evaluate_cached(model, [dataset], [scale], profile=p.name, checkpoint="official",
+                             max_images=max_images, device=device, cached_only=not evaluate)
+        if len(df):
             return {"psnr": df.psnr.mean(), "ssim": df.ssim.mean(), "n_images": len(df), "device": device}
     return None
 
