@@ -89,11 +89,16 @@ def _missing_message(reason: str) -> str:
 def find_vgg19_weights() -> Path | None:
     """The VGG19 file on this machine: ``$SRLIB_WEIGHTS_DIR`` (root or ``VGG19/``), then torch's
     hub cache; None when absent. Never downloads."""
+    return _local_weights(VGG19_FILE, "VGG19")
+
+
+def _local_weights(fname: str, subdir: str) -> Path | None:
+    """``fname`` in ``$SRLIB_WEIGHTS_DIR/<subdir>/``, ``$SRLIB_WEIGHTS_DIR/`` or torch's hub cache."""
     places = []
     root = os.environ.get(WEIGHTS_ENV)
     if root:
-        places += [Path(root).expanduser() / "VGG19" / VGG19_FILE, Path(root).expanduser() / VGG19_FILE]
-    places.append(Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE)
+        places += [Path(root).expanduser() / subdir / fname, Path(root).expanduser() / fname]
+    places.append(Path(torch.hub.get_dir()) / "checkpoints" / fname)
     return next((p for p in places if p.is_file()), None)
 
 
@@ -290,13 +295,7 @@ LPIPS_BACKBONES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pt
 
 
 def _lpips_backbone(net: str) -> Path | None:
-    fname = LPIPS_BACKBONES[net]
-    places = []
-    root = os.environ.get(WEIGHTS_ENV)
-    if root:
-        places += [Path(root).expanduser() / "LPIPS" / fname, Path(root).expanduser() / fname]
-    places.append(Path(torch.hub.get_dir()) / "checkpoints" / fname)
-    return next((p for p in places if p.is_file()), None)
+    return _local_weights(LPIPS_BACKBONES[net], "LPIPS")
 
 
 _LPIPS: dict[tuple, nn.Module] = {}  # (net, backbone path) -> model
