@@ -12,6 +12,7 @@ stops the run; the error names the notebook and the failing cell.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 from .paths import notebooks_dir, project_root, results_dir
 from .fileio import atomic_write_text, write_json
 from .provenance import provenance
+from .studies.ledger import LEDGER_ENV, read_ledger
 
 KERNEL_NAME = "srlib"
 SETUP_RECORD = ".setup_seconds"  # in sys.prefix: "<seconds> <unix time it finished>", by the Makefile
@@ -39,6 +41,8 @@ class NotebookRun:
     peak_rss_mb: float
     output: str
     error: str = ""
+    runs_trained: int | None = None  # training runs the notebook's studies trained or resumed
+    runs_reused: int | None = None  # ... and found finished (srlib.studies.ledger)
 
 
 def list_notebooks(folder: Path | None = None, only=None) -> list[Path]:
@@ -118,6 +122,9 @@ def run_notebook(nb: Path, profile: str, out_dir: Path, kernel: str, parameters:
     import papermill as pm
 
     out = out_dir / nb.name
+    ledger = out_dir / f"{nb.stem}.runs.jsonl"
+    ledger.unlink(missing_ok=True)
+    os.environ[LEDGER_ENV] = str(ledger)  # the kernel inherits it; every Study.run appends a line
     t0, error = time.perf_counter(), ""
     with _PeakMemory() as mem:
         try:
@@ -127,10 +134,13 @@ def run_notebook(nb: Path, profile: str, out_dir: Path, kernel: str, parameters:
         except Exception as exc:  # papermill's PapermillExecutionError and kernel failures
             error = _failure_text(nb, exc)
     secs = time.perf_counter() - t0
+    os.environ.pop(LEDGER_ENV, None)
     if html and out.exists():
         _to_html(out)
+    runs = read_ledger(ledger)
     return NotebookRun(nb.name, "failed" if error else "ok", round(secs, 1),
-                       round(mem.peak / 2**20, 1), str(out.relative_to(project_root())), error)
+                       round(mem.peak / 2**20, 1), str(out.relative_to(project_root())), error,
+                       runs["trained"], runs["reused"])
 
 
 def setup_seconds(since: float | None = None, prefix: str | Path | None = None) -> float | None:
@@ -185,6 +195,32 @@ def _budget_lines(b: dict) -> list[str]:
                     f"everything cached: {_fmt(b['rerun_minutes'], ' min')}"]
 
 
+TIMES_FILE = "notebook_times.json"  # in results/<profile>/: every notebook run kept, newest last
+
+
+def record_times(runs: list[NotebookRun], profile: str, out: Path, keep: int = 20) -> Path:
+    """Append each finished notebook's time, memory and trained/reused runs to ``notebook_times.json``.
+
+    Unlike the run report (one ``reproduce`` call), this keeps the history across calls, so a
+    notebook run alone (``--only 03``) still leaves its measured time for :mod:`srlib.docs`,
+    which writes it into the notebook's first cell.
+    """
+    path = out / TIMES_FILE
+    try:
+        history = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        history = {}
+    prov = provenance(profile=profile)
+    for r in runs:
+        if r.status != "ok":
+            continue
+        rec = {"seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb, "runs_trained": r.runs_trained,
+               "runs_reused": r.runs_reused, "created": prov.get("created"), "commit": prov.get("commit"),
+               "device": prov.get("device")}
+        history[r.notebook] = (history.get(r.notebook, []) + [rec])[-keep:]
+    return write_json(path, history)
+
+
 def write_report(runs: list[NotebookRun], profile: str, out: Path, setup: float | None = None) -> Path:
     """``run_report.json`` and ``.md``: each notebook's status, time, memory, and the budget table."""
     prov = provenance(profile=profile)
@@ -192,8 +228,10 @@ def write_report(runs: list[NotebookRun], profile: str, out: Path, setup: float 
     write_json(out / "run_report.json", {"provenance": prov, "notebooks": [asdict(r) for r in runs],
                                          "budget": budget})
     lines = [f"# Run report: profile `{profile}`", "",
-             "| notebook | status | wall time (s) | peak memory (MiB) |", "|---|---|---|---|"]
-    lines += [f"| {r.notebook} | {r.status} | {r.seconds} | {r.peak_rss_mb} |" for r in runs]
+             "| notebook | status | wall time (s) | peak memory (MiB) | runs trained | runs reused |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r.notebook} | {r.status} | {r.seconds} | {r.peak_rss_mb} | {_fmt(r.runs_trained)} "
+              f"| {_fmt(r.runs_reused)} |" for r in runs]
     lines += [""] + [f"- {r.notebook}: {r.error}" for r in runs if r.error]
     lines += ["", "## Time against the budget", ""] + _budget_lines(budget)
     lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in prov.items()]
@@ -222,4 +260,5 @@ def reproduce(profile: str = "quick", only=None, html: bool = True, parameters: 
             write_report(runs, profile, results_dir(profile), setup)
             raise NotebookFailed(run.error + f" (executed copy: {run.output})")
     write_report(runs, profile, results_dir(profile), setup)
+    record_times(runs, profile, results_dir(profile))
     return runs

@@ -56,6 +56,7 @@ from ..paths import results_dir
 from ..profiles import Profile, get_profile
 from ..train import TrainConfig, TrainingDiverged
 from ..train.recipes import model_config, patch_settings, train_sr, validation_split
+from .ledger import record_run
 from .stats import bootstrap_delta, seed_spread, within_noise
 
 #: bump when what the identity covers changes, or when a model's, a loss's or the trainer's code
@@ -418,6 +419,7 @@ class Study:
             runtime["threads"] = int(threads)
         _ensure_training_data(self._p)
         self._data_key = None  # a download may have just replaced the fallback: fingerprint again
+        before = {a.label: self.state(a)["state"] for a in self.arms}
         failures = self._train_dependencies(runtime)
         todo = [a for a in self.arms if self._needs_training(a, failures)]
         if jobs == 1 or len(todo) <= 1:
@@ -430,6 +432,7 @@ class Study:
             if st["state"] == "waiting" and a.label not in failures:
                 failures[a.label] = st["status"]
         table = self.table(threads=threads)
+        record_run(self.name, self._p.name, before, {a.label: self.state(a)["state"] for a in self.arms})
         if failures:
             raise StudyError(f"study {self.name!r} ({self._p.name}): {len(failures)} arm(s) failed; the "
                              "others finished. Fix and rerun (finished arms are kept):\n"
