@@ -17,7 +17,7 @@ ifneq ($(wildcard $(SHARED)/pretrained),)
 export SRLIB_WEIGHTS_DIR ?= $(SHARED)/pretrained
 endif
 
-.PHONY: setup test reproduce smoke bench lab clean-results
+.PHONY: setup test reproduce smoke bench docs lab clean-results
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(VENV) && date +%s > $(VENV)/.setup_started
@@ -41,6 +41,10 @@ smoke: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_protocol.py
+
+# the README's results section and each notebook's "how long" line, from the last runs' files
+docs: $(STAMP)
+	$(PY) -m srlib.docs
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
