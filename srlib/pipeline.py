@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .paths import notebooks_dir, project_root, results_dir
 from .fileio import atomic_write_text, write_json
+from .lockfile import lock_status
 from .provenance import provenance
 from .studies.ledger import LEDGER_ENV, read_ledger
 
@@ -224,6 +225,7 @@ def record_times(runs: list[NotebookRun], profile: str, out: Path, keep: int = 2
 def write_report(runs: list[NotebookRun], profile: str, out: Path, setup: float | None = None) -> Path:
     """``run_report.json`` and ``.md``: each notebook's status, time, memory, and the budget table."""
     prov = provenance(profile=profile)
+    prov["environment_lock"] = lock_status(project_root())  # exact versions vs locks/ (srlib.lockfile)
     budget = budget_table(runs, profile, setup)
     write_json(out / "run_report.json", {"provenance": prov, "notebooks": [asdict(r) for r in runs],
                                          "budget": budget})
@@ -234,7 +236,8 @@ def write_report(runs: list[NotebookRun], profile: str, out: Path, setup: float 
               f"| {_fmt(r.runs_reused)} |" for r in runs]
     lines += [""] + [f"- {r.notebook}: {r.error}" for r in runs if r.error]
     lines += ["", "## Time against the budget", ""] + _budget_lines(budget)
-    lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in prov.items()]
+    lines += ["", "## Provenance", ""] + [f"- {k}: {v['text'] if k == 'environment_lock' else v}"
+                                          for k, v in prov.items()]
     return atomic_write_text(out / "run_report.md", "\n".join(lines) + "\n")
 
 

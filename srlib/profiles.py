@@ -5,6 +5,10 @@
 - ``quick``: the default of ``make reproduce``: meaningful on a 2-core CPU laptop, all
   notebooks in well under an hour; small models, small patches, minutes of training, full
   benchmark evaluation.
+- ``gpu``: between the two, for a researcher with one GPU box: the papers' data and batches
+  (DIV2K 0001-0800, 48x48 LR patches, batch 16; validation on DIV2K 0801-0810), full benchmark
+  evaluation, and budgets that fit notebooks 01-07 in about two hours on one current GPU
+  (:data:`GPU_MINUTES`; how the steps were chosen is written beside them).
 - ``full``: the papers' settings (DIV2K 1-800, 48x48 LR patches, batch 16, Adam 1e-3 halved
   every 200 of 1000 epochs of 1000 iterations, L1) for a GPU box.
 
@@ -89,6 +93,61 @@ def _budgets(minutes: dict, **knobs) -> dict:
 QUICK_MINUTES = {"setup": 3, "01": 2, "02": 10, "03": 15, "04": 15, "05": 15, "06": 15, "07": 5}
 
 
+# ---- the one-GPU profile ----------------------------------------------------------------------
+# The papers train AWSRN with batch 16 of 48x48 LR patches (AWSRN Sec. 4.1; seeds 000 and 003 give
+# no patch or batch size, so theirs is read as the same). On one GPU the budget is set by one figure:
+# AWSRN-S x4 training steps per second at that batch in bf16 autocast. No GPU was at hand when these
+# budgets were set, so it is ASSUMED: GPU_ASSUMED_STEPS_PER_S below (a model of 0.6 M parameters
+# is bound by kernel launches and the one-process data loader on a current GPU, not by its FLOPs:
+# 48 GFLOP forward per batch). `make gpu-check` measures it (and the other models' rates, the
+# hybrid step and the DIV2K preparation) into results/gpu_check.json, and
+# srlib.gpucheck.estimate_minutes turns the measurement into minutes per notebook, so the
+# shares below can be re-read against a real machine.
+GPU_ASSUMED_STEPS_PER_S = 25.0
+# One step of each model relative to one AWSRN-S step, measured on this project's 2-core CPU (x4,
+# batch 4 of 24x24 LR, 1 thread, fwd + bwd + Adam, the least of 3, load ~4): improved AWSRN-S (all
+# switches) 1.5, IMFM 4.3, IMDN 1.7, the seed 002 CNN 0.4. A GPU narrows these ratios for small
+# models, so they bound the cost from above; gpu-check measures them on the GPU. A hybrid-loss step
+# (VGG19 to conv5_4, a VGG-style discriminator with nf=64, RaGAN) is assumed to cost 3 AWSRN-S
+# steps on a GPU (6 on the CPU, srlib.studies.hybrid).
+GPU_ASSUMED_COSTS = {"awsrn-s": 1.0, "awsrn-s-improved": 1.5, "imfm": 4.3, "imdn": 1.7, "cnn": 0.4,
+                     "hybrid": 3.0}
+# Assumed for the DIV2K preparation each training notebook's kernel does once per scale (decode 800
+# 2K PNGs, MATLAB bicubic on the CPU with torch's threads): 0.15 s an image, 2 min (this 2-core
+# machine, 1 thread: 0.27 s for the x4 resize alone, 0.1 s for a decode; gpu-check measures it).
+GPU_ASSUMED_PREP_S = 0.15
+# Steps per arm, from the shares of GPU_MINUTES at the assumed rate (1500 AWSRN-S steps a minute),
+# after what every notebook spends outside training (DIV2K preparation, 2 min a scale; a full
+# benchmark evaluation, about 0.5 min an arm; the rest in srlib.gpucheck.OVERHEADS).
+# srlib.gpucheck.estimate_minutes(assumed_check()) computes them from the studies' own arms:
+# 02 16, 03 21, 04 24, 05 23, 06 25, 01 + 07 8 min (tests/test_profile_gpu.py holds them to the shares).
+# - 02 (17 min): the baseline, 11,000 steps (7.3 min), and the fp32/bf16 pair at a quarter of it
+#   each (fp32 assumed 1.5x a bf16 step: 4.6 min). 11,000 steps of batch 16 are 176,000 patches,
+#   220 per DIV2K image: the baseline that 03-05 compare against is a trained model, not a warm-up
+#   (the papers' 10^6 steps stay with `full`).
+# - 03 (22 min): nine arms fine-tuned from 02's best.pt, 1,600 steps each (the grid is about 12.5
+#   AWSRN-S units a step: 2 baselines, 5 one-switch and 2 all-on arms at 1.5): 13 min, and nine
+#   full evaluations. 8x quick's 200 steps at 2.25x the pixels per patch, every benchmark image
+#   (quick: 20), two seeds: a module worth 0.1 dB shows against the seed spread.
+# - 04 (24 min): seven arms from scratch, 2,500 generator steps each (about 12 units a step of the
+#   grid: the hybrid phase is the second half at 3 units, the package is improved AWSRN-S with
+#   both): 16 min. 8x quick's 300 steps at 2.25x the patch, full VGG19 (conv5_4), every image.
+# - 05 (24 min): eleven arms from scratch (base, pab, pab+mswam, imfm with two seeds for base and
+#   imfm; imfm-cos, -deconv, -subpixel; IMDN step and cosine), 500 steps each: about 42 units a
+#   step of the grid, 14 min. 10x quick's 50 steps, every image (quick: 10).
+# - 06 (25 min): the seed 002 CNN at x2 and x4, 5,000 steps each (0.4 units: 3 min; DIV2K is
+#   prepared at both scales, 4 min), NE/SC with quick's settings on the CPU (a GPU does not speed
+#   them), and the grand table, which evaluates what `full` evaluates (nearest and bilinear on
+#   every benchmark and scale on the CPU, about 8 min; the zoo on the GPU): 18 min besides training.
+# - 01, 07: evaluation and figures only, on every benchmark image.
+# - setup (15 min): the venv (3 min in quick) and the downloads on first use: DIV2K's train archive
+#   (about 3.5 GB), DIV2K_valid (0.45 GB: `srlib data download DIV2K_valid`; without it validation
+#   holds out DIV2K 0791-0800) and torchvision's VGG19 (0.55 GB; 04 needs it outside smoke/quick),
+#   about 8 min at 10 MB/s.
+GPU_MINUTES = {"setup": 15, "01": 3, "02": 17, "03": 22, "04": 24, "05": 24, "06": 25, "07": 5}
+GPU_02_STEPS, GPU_03_STEPS, GPU_04_STEPS, GPU_05_STEPS, GPU_CNN_STEPS = 11_000, 1_600, 2_500, 500, 5_000
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -160,6 +219,19 @@ PROFILES = {
                                                           "04": dict(steps=QUICK_04_STEPS, seeds=2, images=QUICK_04_IMAGES),
                                                           "05": dict(steps=QUICK_05_STEPS, seeds=2, images=QUICK_05_IMAGES)}),
         total_minutes=90, rerun_minutes=5),
+    "gpu": Profile(
+        "gpu", eval_scales=(2, 3, 4), train_dataset="DIV2K", lr_patch=48, batch_size=16,
+        steps=GPU_02_STEPS, lr=1e-3, lr_step=GPU_02_STEPS // 5, validate_every=1000, checkpoint_every=1000,
+        val_dataset="DIV2K_valid", val_images=10,
+        notes=f"one GPU box: DIV2K, 48x48 LR patches, batch 16, {GPU_02_STEPS:,} steps for the baseline "
+              f"(the papers': 10^6); 01-07 in about {sum(GPU_MINUTES.values()) - GPU_MINUTES['setup']} min "
+              f"at an assumed {GPU_ASSUMED_STEPS_PER_S:g} AWSRN-S steps/s (make gpu-check measures it)",
+        seed002=Seed002Budget(urban100_images=URBAN100_QUICK, scales=(2, 4), cnn_steps=GPU_CNN_STEPS),
+        budgets=_budgets(GPU_MINUTES, **{"02": dict(steps=GPU_02_STEPS),
+                                         "03": dict(steps=GPU_03_STEPS, seeds=2),
+                                         "04": dict(steps=GPU_04_STEPS, seeds=2),
+                                         "05": dict(steps=GPU_05_STEPS, seeds=2)}),
+        total_minutes=sum(GPU_MINUTES.values()), rerun_minutes=5),
     "full": Profile(
         "full", eval_scales=(2, 3, 4), train_dataset="DIV2K", lr_patch=48, batch_size=16,
         steps=1_000_000, lr=1e-3, lr_step=200_000, validate_every=10_000, checkpoint_every=10_000,
@@ -170,7 +242,7 @@ PROFILES = {
 
 
 def get_profile(name: str | Profile) -> Profile:
-    """The profile called ``name`` (``smoke``, ``quick`` or ``full``)."""
+    """The profile called ``name`` (``smoke``, ``quick``, ``gpu`` or ``full``)."""
     if isinstance(name, Profile):
         return name
     if name not in PROFILES:

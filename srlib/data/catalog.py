@@ -1,7 +1,10 @@
 """Dataset catalog: what each SR dataset is, where it comes from, and how to get it.
 
 Layout everywhere: ``<root>/<Name>/HR/*.png``. The root is ``SRLIB_DATA_DIR`` when set, else
-``SRLIB_CACHE_DIR/datasets`` (default ``~/.cache/srlib/datasets``), where downloads go.
+``SRLIB_CACHE_DIR/datasets`` (default ``~/.cache/srlib/datasets``), where downloads go. DIV2K is
+also found in the layout its archives unpack to (``<root>/DIV2K_train_HR/0001.png`` ... ``0800.png``
+and ``<root>/DIV2K_valid_HR/0801.png`` ... ``0900.png``, directly under the root or under
+``<root>/DIV2K/``), so a copy someone already has needs no moving (:attr:`DatasetInfo.layouts`).
 
 Downloads are resumable (HTTP Range into a ``.part`` file), verified by checksum where one is
 known, and assembled in ``<Name>.partial/`` which is renamed to ``<Name>/`` only when every file
@@ -50,6 +53,8 @@ class DatasetInfo:
     notes: str = ""
     manual: str = ""  # how to obtain it when no automatic download exists
     aliases: tuple = field(default=())
+    layouts: tuple = ()  # other HR folders, relative to the root, tried after <Name>/HR
+    download_gb: float | None = None  # size of the download (archives), for the messages
 
 
 def _sums(name: str) -> list[tuple[str, str]]:
@@ -117,12 +122,16 @@ def _build_catalog() -> dict[str, DatasetInfo]:
             "DIV2K", "train", 800, "Agustsson & Timofte, CVPRW 2017: 800 2K training images (0001-0800)",
             "data.vision.ee.ethz.ch/cvl/DIV2K",
             archive=(("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",
-                      "bdc2d9338d4e574fe81bf7d158758658", "DIV2K_train_HR/"),)),
+                      "bdc2d9338d4e574fe81bf7d158758658", "DIV2K_train_HR/"),),
+            layouts=("DIV2K_train_HR", "DIV2K/DIV2K_train_HR"), download_gb=3.5,
+            notes="profiles 'gpu' and 'full' train on it; 0801-0900 are DIV2K_valid"),
         DatasetInfo(
             "DIV2K_valid", "benchmark", 100, "DIV2K validation HR images 0801-0900",
             "data.vision.ee.ethz.ch/cvl/DIV2K",
             archive=(("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
-                      "9fcdda83005c5e5997799b69f955ff88", "DIV2K_valid_HR/"),)),
+                      "9fcdda83005c5e5997799b69f955ff88", "DIV2K_valid_HR/"),),
+            layouts=("DIV2K_valid_HR", "DIV2K/DIV2K_valid_HR"), download_gb=0.45,
+            notes="validation that selects best.pt (the first images, 0801-0810); never a reported table"),
     ]
     return {d.name: d for d in cat}
 
@@ -171,8 +180,18 @@ def cache_root() -> Path:
 
 
 def _candidates(name: str, root) -> list[Path]:
+    """The HR folders ``name`` may be in: ``<root>/<name>/HR``, then the entry's other layouts."""
     roots = [Path(root)] if root else [r for r in (data_root(),) if r] + [cache_root() / "datasets"]
-    return [r / name / "HR" for r in roots]
+    layouts = CATALOG[name].layouts if name in CATALOG else ()
+    return [r / name / "HR" for r in roots] + [r / alt for r in roots for alt in layouts]
+
+
+def is_catalog_folder(hr_dir: Path) -> bool:
+    """Is ``hr_dir`` where a catalogued dataset lives (``<Name>/HR`` or one of its layouts)?"""
+    hr_dir = Path(hr_dir)
+    return any(hr_dir.parent.name == info.name and hr_dir.name == "HR"
+               or any(hr_dir.as_posix().endswith("/" + alt) for alt in info.layouts)
+               for info in CATALOG.values())
 
 
 def find_dataset(name: str, root=None) -> Path | None:
@@ -204,11 +223,15 @@ def _root_missing() -> str:
 
 
 def missing_message(name: str) -> str:
+    """What to do when ``name`` is not on disk: the folder it is looked for in, the download
+    command and its size, or how to obtain it by hand."""
     info = CATALOG[canonical_name(name)]
     where = data_root() or "<SRLIB_DATA_DIR>"
-    how = info.manual or f"`srlib data download {info.name}` where the network allows ({info.origin})"
-    return (f"{_root_missing()}dataset {info.name} not found. Put its {info.n_images} HR images in {where}/{info.name}/HR/ "
-            f"(set SRLIB_DATA_DIR to the folder holding {info.name}/HR), or get it by {how}.")
+    size = f", about {info.download_gb:g} GB" if info.download_gb else ""
+    how = info.manual or f"`srlib data download {info.name}` where the network allows ({info.origin}{size})"
+    also = (" or " + " or ".join(f"{where}/{alt}/" for alt in info.layouts)) if info.layouts else ""
+    return (f"{_root_missing()}dataset {info.name} not found. Put its {info.n_images} HR images in {where}/{info.name}/HR/"
+            f"{also} (set SRLIB_DATA_DIR to the folder holding {info.name}/HR), or get it by {how}.")
 
 
 # ---------------------------------------------------------------- downloading

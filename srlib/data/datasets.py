@@ -13,7 +13,9 @@
 """
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .catalog import (CATALOG, DatasetNotFoundError, canonical_name, display_name, download_dataset,
-                      find_dataset, missing_message, portable_path)
+                      find_dataset, is_catalog_folder, missing_message, portable_path)
 from .colour import modcrop, to_tensor
 from .integrity import DatasetIntegrityError, check_benchmark, integrity_message
 from .io import list_images, load_image
@@ -88,7 +90,7 @@ def _load_hr(name: str, root, download: bool, fallback: bool, max_images: int | 
         names = FALLBACK_TRAIN if name.lower() == "skimage-train" else FALLBACK_TEST
         return _skimage_images(names[:max_images]), FALLBACK_SOURCE, []
     hr_dir = find_dataset(name, root)
-    if hr_dir is not None and hr_dir.parent.name not in _catalog_names():
+    if hr_dir is not None and not is_catalog_folder(hr_dir):
         return _read_folder(hr_dir, max_images), f"{name} ({hr_dir})", []
     if hr_dir is None and download:
         try:
@@ -105,6 +107,8 @@ def _load_hr(name: str, root, download: bool, fallback: bool, max_images: int | 
     canon = canonical_name(name)
     problems = _verify(canon, hr_dir, max_images)
     source = f"{canon} ({portable_path(hr_dir)})"
+    if canon in DIV2K_SPLITS:
+        return _read_div2k(canon, hr_dir, max_images, source) + (problems,)
     if problems:
         if not allow_modified:
             raise DatasetIntegrityError(integrity_message(canon, hr_dir, problems))
@@ -129,13 +133,39 @@ def _verify(name: str, hr_dir: Path, max_images: int | None) -> list[str]:
     return check_benchmark(name, hr_dir, decode)
 
 
-def _read_folder(hr_dir: Path, max_images: int | None) -> list[HRImage]:
-    images = []
-    for p in list_images(hr_dir)[:max_images]:
-        key = (str(p), p.stat().st_mtime)
-        img, gray = _load_cached(*key)
-        images.append(HRImage(p.stem, img, gray, key))
-    return images
+# folders of at least this many images (DIV2K's 800 2K PNGs: ~0.1 s each) are decoded by a pool of
+# threads (PIL releases the GIL while decoding); smaller ones (every benchmark) one by one
+PARALLEL_DECODE_MIN = 200
+
+
+def _read_folder(hr_dir: Path, max_images: int | None, paths=None) -> list[HRImage]:
+    paths = (list_images(hr_dir) if paths is None else paths)[:max_images]
+    keys = [(str(p), p.stat().st_mtime) for p in paths]
+    if len(keys) >= PARALLEL_DECODE_MIN and (os.cpu_count() or 1) > 2:
+        with ThreadPoolExecutor(min(8, os.cpu_count())) as pool:
+            decoded = list(pool.map(lambda k: _load_cached(*k), keys))
+    else:
+        decoded = [_load_cached(*k) for k in keys]
+    return [HRImage(p.stem, img, gray, key) for p, key, (img, gray) in zip(paths, keys, decoded)]
+
+
+# DIV2K's official split by file number: 0001-0800 train, 0801-0900 validation (0901-1000: the
+# withheld test set). A folder holding more than its split (all of 0001-0900 in one DIV2K/HR) is
+# read as its split only, so validation images never become training patches.
+DIV2K_SPLITS = {"DIV2K": (1, 800), "DIV2K_valid": (801, 900)}
+
+
+def _read_div2k(name: str, hr_dir: Path, max_images: int | None, source: str) -> tuple[list[HRImage], str]:
+    """The images of ``hr_dir`` in DIV2K split ``name`` (numbered stems in its range), and the label."""
+    lo, hi = DIV2K_SPLITS[name]
+    paths = list_images(hr_dir)
+    keep = [p for p in paths if p.stem.isdigit() and lo <= int(p.stem) <= hi]
+    if not keep:
+        raise DatasetNotFoundError(
+            f"{hr_dir} holds no {name} image (files {lo:04d}.png to {hi:04d}.png); {missing_message(name)}")
+    if len(keep) < len(paths):
+        source += f", {len(paths) - len(keep)} files outside {lo:04d}-{hi:04d} left out"
+    return _read_folder(hr_dir, max_images, keep), source
 
 
 def _catalog_names() -> set:

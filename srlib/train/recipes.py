@@ -22,7 +22,7 @@ from torch import nn
 
 from ..data.colour import modcrop, to_tensor
 from ..data.datasets import FALLBACK_SOURCE, BenchmarkSet, PatchDataset, load_hr_images
-from ..data.catalog import canonical_name, find_dataset
+from ..data.catalog import canonical_name, find_dataset, missing_message
 from ..data.resize import imresize
 from ..device import exact_fp32
 from ..metrics import psnr_ssim_torch
@@ -83,7 +83,8 @@ def validation_split(profile) -> tuple[list, dict]:
     if n < 1:
         raise ValueError(f"profile {p.name!r}: val_images must be >= 1, got {p.val_images!r}")
     if _val_on_disk(p.val_dataset):
-        images, source = load_hr_images(p.val_dataset, download=False, fallback=False)
+        # the first n files only (list_images sorts): DIV2K_valid is 100 2K images, 10 are used
+        images, source = load_hr_images(p.val_dataset, download=False, fallback=False, max_images=n)
         images = sorted(images, key=lambda im: im.name)[:n]
         return images, {"dataset": canonical_name(p.val_dataset), "images": [im.name for im in images],
                         "held_out_of_training": False, "source": source}
@@ -225,7 +226,7 @@ def _run_record(path: Path, resume: bool) -> dict:
 
 
 # profiles whose recipe claims the papers' settings: no stand-in data unless asked
-PAPER_PROFILES = ("full",)
+PAPER_PROFILES = ("full", "gpu")
 
 
 def _refuse_fallback(p, source: str, allow_fallback: bool) -> None:
@@ -234,7 +235,7 @@ def _refuse_fallback(p, source: str, allow_fallback: bool) -> None:
         raise ValueError(
             f"profile {p.name!r} claims the papers' settings, but {p.train_dataset} is not on disk and "
             f"only the {FALLBACK_SOURCE} are there; its {p.steps:,} steps on them would reproduce "
-            f"nothing. Put {p.train_dataset} under SRLIB_DATA_DIR, use profile 'smoke' or 'quick', "
+            f"nothing. {missing_message(p.train_dataset)} Or use profile 'smoke' or 'quick', "
             "or pass --allow-fallback (allow_fallback=True) to train on the fallback anyway")
 
 
