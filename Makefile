@@ -7,6 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 
+# LOCKED=1 (make setup / reproduce / test LOCKED=1): install the exact versions of the lock file
+# for this platform and torch build, locks/<platform>-<build>.txt (`make lock` writes it from the
+# venv), instead of the ranges of pyproject.toml; TORCH_BUILD=cpu|cu130|... picks among several.
+ifdef LOCKED
+STAMP  := $(VENV)/.installed-locked
+endif
+
 # The benchmark images and official weights live outside the project; point at them when
 # the companion folder ../shared is there and the user has not set the variables.
 SHARED := $(abspath ../shared)
@@ -17,13 +24,19 @@ ifneq ($(wildcard $(SHARED)/pretrained),)
 export SRLIB_WEIGHTS_DIR ?= $(SHARED)/pretrained
 endif
 
-.PHONY: setup test reproduce smoke bench docs lab clean-results
+.PHONY: setup test reproduce smoke gpu-check lock bench docs lab student clean-results
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(if $(LOCKED),$(wildcard locks/*.txt))
+	$(if $(LOCKED),@$(PYTHON) srlib/lockfile.py pick $(TORCH_BUILD) >/dev/null)
 	@mkdir -p $(VENV) && date +%s > $(VENV)/.setup_started
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+ifdef LOCKED
+	lock=$$($(PYTHON) srlib/lockfile.py pick $(TORCH_BUILD)) && echo "installing the exact versions of $$lock" && \
+	  $(PY) -m pip install --quiet -r $$lock && $(PY) -m pip install --quiet --no-deps -e .
+else
 	$(PY) -m pip install --quiet -e '.[dev]'
+endif
 	$(PY) -m ipykernel install --sys-prefix --name srlib --display-name "Python (srlib)" >/dev/null
 	touch $(STAMP)
 	@now=$$(date +%s); echo "$$((now - $$(cat $(VENV)/.setup_started))) $$now" > $(VENV)/.setup_seconds
@@ -39,12 +52,33 @@ reproduce: $(STAMP)
 smoke: $(STAMP)
 	$(VENV)/bin/srlib reproduce --profile smoke
 
-bench: $(STAMP)
-	$(PY) benchmarks/bench_protocol.py
+# On a GPU box: the smoke profile on CUDA, timed AWSRN-S training (bf16) and inference, written to
+# results/gpu_check.json with the gpu profile's estimated minutes per notebook. Not part of `make test`.
+gpu-check: $(STAMP)
+	$(PY) -m srlib.gpucheck $(GPU_CHECK_ARGS)
+
+# the lock file of this venv (locks/<platform>-<torch build>.txt), for `make ... LOCKED=1`
+lock: $(STAMP)
+	$(PY) -m srlib.lockfile write
+
+# The benchmark page: installs the bench extra (super-image, the peers timed; never an srlib
+# dependency) once, then measures, writes benchmarks/README.md and prints it (~10 min on 2 threads).
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_THREADS ?= 2
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/page.py --threads $(BENCH_THREADS) $(BENCH_ARGS)
 
 # the README's results section and each notebook's "how long" line, from the last runs' files
 docs: $(STAMP)
 	$(PY) -m srlib.docs
+
+# course copies: notebooks/student/, each exercise cell a stub its check cell fails on (srlib/course.py)
+student: $(STAMP)
+	$(PY) -m srlib.course notebooks notebooks/student
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -2,12 +2,15 @@
 
     srlib evaluate --model bicubic --dataset Set5 --scale 4 --format json
     srlib upscale IN OUT --model NAME --scale S [--checkpoint F] [--tile N] [--self-ensemble]
+    srlib upscale IN OUT --run STUDY/ARM [--seed S] [--profile P]
     srlib data list
     srlib data download Set5
     srlib train --model awsrn-s --scale 4 --profile quick [--resume]
     srlib models
     srlib reproduce --profile quick [--only 01,02]
     srlib study list | run NAME --profile P [--jobs N] | status NAME --profile P
+    srlib study run NAME --profile P --executor slurm [--gpus-per-job 1] [--slurm-partition Q]
+    srlib study export NAME --profile P [--out FILE]  |  srlib study import FILE [--force]
 """
 from __future__ import annotations
 
@@ -16,6 +19,10 @@ import json
 import os
 import sys
 import warnings
+
+from .profiles import PROFILES
+
+PROFILE_NAMES = tuple(PROFILES)
 
 
 def _csv(text: str) -> list[str]:
@@ -68,7 +75,7 @@ def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="mean PSNR/SSIM of an upscaler on benchmarks")
     p.add_argument("--model", required=True,
                    help="bicubic, bilinear, nearest, ne, sc or a registered model (see `srlib models`)")
-    p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"),
+    p.add_argument("--profile", default="quick", choices=PROFILE_NAMES,
                    help="training budget and dictionary cache of the learned classical methods (ne, sc)")
     p.add_argument("--dataset", type=_names, default="Set5",
                    help="one or more, comma-separated (Set5,Set14,B100,Urban100)")
@@ -134,10 +141,15 @@ def _add_upscale(sub):
     p = sub.add_parser("upscale", help="upscale an image or a folder of images")
     p.add_argument("input", help="an image file or a folder of images")
     p.add_argument("output", help="the output file (must end in .png) or folder (outputs <stem>.png)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--scale", type=_scale, required=True)
+    p.add_argument("--model", help="a registered model or classical method (see `srlib models`); "
+                                   "or give --run")
+    p.add_argument("--scale", type=_scale, help="the upscaling factor (with --run: the arm's, may be left out)")
     p.add_argument("--checkpoint", help="weights file (loaded with weights_only=True); required for a "
                                         "model unless --random-init")
+    p.add_argument("--run", metavar="STUDY/ARM",
+                   help="a finished study arm's best.pt instead of --model/--checkpoint (see `srlib study status`)")
+    p.add_argument("--seed", type=int, help="with --run: the arm's seed (default: the profile's)")
+    p.add_argument("--profile", default="quick", choices=PROFILE_NAMES, help="with --run: the study's profile")
     p.add_argument("--random-init", action="store_true", help="upscale with a model's random initial weights")
     p.add_argument("--tile", type=_positive,
                    help="LR tile size in pixels, >= 1 (bounded memory); default: whole image")
@@ -159,12 +171,18 @@ def cmd_upscale(args) -> int:
 
     if args.force and args.skip_existing:
         raise ValueError("--force overwrites existing outputs and --skip-existing keeps them; pass one")
-    refuse_random_weights(args.model, args.checkpoint, args.random_init)
+    if args.run is None:
+        if not args.model or args.scale is None:
+            raise ValueError("give --model NAME --scale S (with --checkpoint F), or --run STUDY/ARM")
+        refuse_random_weights(args.model, args.checkpoint, args.random_init)
     pairs, skipped = plan_upscale(args.input, args.output, args.force, args.skip_existing)  # before any work
     if not pairs:
         print(f"nothing to do: all {len(skipped)} output(s) exist (--skip-existing)")
         return 0
-    model = build_upscaler(args.model, args.scale, args.checkpoint)
+    if args.run is not None:
+        model = _run_model(args)
+    else:
+        model = build_upscaler(args.model, args.scale, args.checkpoint)
     if any(True for _ in model.parameters()):
         model = prepare(model, channels_last=args.device == "cpu")
     model = model.to(args.device)
@@ -183,6 +201,24 @@ def cmd_upscale(args) -> int:
     extra = f" ({len(skipped)} existing kept)" if skipped else ""
     print(f"wrote {len(written)} image(s){extra}: {written[0]}" + (" ..." if len(written) > 1 else ""))
     return 0
+
+
+def _run_model(args):
+    """``srlib upscale --run STUDY/ARM``: the arm's finished model (``best.pt``); sets ``args.scale``."""
+    from .studies import get_study
+
+    if args.model or args.checkpoint or args.random_init:
+        raise ValueError("--run STUDY/ARM brings its own model and weights; drop --model/--checkpoint/--random-init")
+    study_name, sep, arm_name = args.run.partition("/")
+    if not sep or not study_name or not arm_name or "/" in arm_name:
+        raise ValueError(f"--run {args.run!r}: expected STUDY/ARM, e.g. baseline/awsrn-s-x4 "
+                         "(`srlib study list`, `srlib study status STUDY`)")
+    study = get_study(study_name, args.profile)  # KeyError naming the registered studies
+    arm = study.arm(arm_name, args.seed)  # KeyError naming the study's arms
+    if args.scale is not None and args.scale != arm.scale:
+        raise ValueError(f"--run {args.run}: the arm upscales x{arm.scale}, not --scale {args.scale}")
+    args.scale = arm.scale
+    return study.load_model(arm.name, arm.seed)  # StudyError (run the study first) when not finished
 
 
 def _add_data(sub):
@@ -219,7 +255,7 @@ def _add_train(sub):
     p = sub.add_parser("train", help="train a registered model with a profile's recipe")
     p.add_argument("--model", required=True)
     p.add_argument("--scale", type=_scale, required=True)
-    p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
+    p.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     p.add_argument("--force", action="store_true",
                    help="start afresh in an existing run folder, replacing its checkpoints and log")
@@ -283,7 +319,7 @@ def cmd_models(args) -> int:
 
 def _add_reproduce(sub):
     p = sub.add_parser("reproduce", help="run the numbered notebooks with a profile")
-    p.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
+    p.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     p.add_argument("--only", type=_names, help="comma-separated notebook numbers, e.g. 01,02")
     p.add_argument("--no-html", action="store_true", help="skip the HTML export")
     p.set_defaults(func=cmd_reproduce)
@@ -307,13 +343,66 @@ def _add_study(sub):
                                   cmd_study_status)):
         q = ssub.add_parser(name, help=helptext)
         q.add_argument("name", help="a study name (see `srlib study list`)")
-        q.add_argument("--profile", default="quick", choices=("smoke", "quick", "full"))
+        q.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
         q.set_defaults(func=func)
         if name == "run":
-            q.add_argument("--jobs", type=int, default=1,
-                           help="arms trained at once, each in its own process (one GPU or one thread each)")
-            q.add_argument("--threads", type=int, help="torch threads per arm (default: 1 with --jobs > 1)")
+            q.add_argument("--jobs", type=_positive,
+                           help="arms trained at once, each in its own process (one GPU or one thread each); "
+                                "with --executor slurm: most arms running at once (default: no cap)")
+            q.add_argument("--threads", type=_positive, help="torch threads per arm (default: 1 with --jobs > 1)")
             q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+            _add_executor_options(q)
+    ex = ssub.add_parser("export", help="pack a study's runs (checkpoints, logs, run.json, evaluations) "
+                                        "into one .tar.gz for another machine")
+    ex.add_argument("name", help="a study name (see `srlib study list`)")
+    ex.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    ex.add_argument("--out", help="the archive (default: results/exports/<name>-<profile>-runs.tar.gz)")
+    ex.add_argument("--force", action="store_true", help="replace an existing --out")
+    ex.set_defaults(func=cmd_study_export)
+    im = ssub.add_parser("import", help="unpack an archive of `srlib study export` into results/<profile>/runs")
+    im.add_argument("archive", help="the .tar.gz written by `srlib study export`")
+    im.add_argument("--profile", choices=PROFILE_NAMES, help="the profile expected (default: the archive's)")
+    im.add_argument("--force", action="store_true",
+                    help="replace runs here whose files differ from the archive's (default: refuse)")
+    im.set_defaults(func=cmd_study_import)
+
+
+def _add_executor_options(q):
+    from .studies.executors import EXECUTORS
+
+    g = q.add_argument_group("where the arms train (see srlib.studies.executors)")
+    g.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="process: local processes (--jobs); slurm: one SLURM job per arm through submitit, "
+                        "requeued and resumed after preemption; local: the same jobs as local processes")
+    g.add_argument("--gpus-per-job", type=int, help="GPUs per arm job (default: 1 on slurm, 0 locally)")
+    g.add_argument("--slurm-partition", help="SLURM partition")
+    g.add_argument("--slurm-time", type=_positive, help="time limit per job in minutes (default 1440); "
+                                                         "a job that reaches it is requeued and resumes")
+    g.add_argument("--slurm-mem", type=float, help="memory per job in GB")
+    g.add_argument("--cpus-per-job", type=_positive, help="CPU cores per job (also its torch threads)")
+    g.add_argument("--executor-folder", help="submitit's job files and logs (default results/submitit/%%j)")
+    g.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any submitit AutoExecutor parameter, e.g. slurm_account=lab, slurm_qos=high "
+                        "(repeatable)")
+
+
+def _executor_from_args(args):
+    """``(executor, jobs)`` for Study.run from ``srlib study run``'s options."""
+    from .studies.executors import make_executor, parse_option
+
+    cluster = {k: v for k, v in dict(gpus_per_job=args.gpus_per_job, partition=args.slurm_partition,
+                                     timeout_min=args.slurm_time, mem_gb=args.slurm_mem,
+                                     cpus_per_task=args.cpus_per_job, folder=args.executor_folder).items()
+               if v is not None}
+    options = dict(parse_option(o) for o in args.executor_option)
+    if args.executor == "process":
+        if cluster or options:
+            given = sorted(cluster) + sorted(options)
+            raise ValueError(f"{', '.join(given)}: cluster options need --executor slurm (or local)")
+        return None, args.jobs or 1
+    if options:
+        cluster["options"] = options
+    return make_executor(args.executor, args.jobs, **cluster), args.jobs or 1
 
 
 def cmd_study_list(args) -> int:
@@ -331,8 +420,10 @@ def cmd_study_list(args) -> int:
 def cmd_study_run(args) -> int:
     from .studies import get_study
 
-    table = get_study(args.name, args.profile).run(jobs=args.jobs, threads=args.threads,
-                                                   progress=sys.stderr.isatty() and args.jobs == 1)
+    study = get_study(args.name, args.profile)
+    executor, jobs = _executor_from_args(args)
+    table = study.run(jobs=jobs, threads=args.threads, executor=executor,
+                      progress=sys.stderr.isatty() and jobs == 1 and executor is None)
     if args.format == "json":
         print(table.to_json(orient="records", indent=2))
     elif args.format == "csv":
@@ -346,6 +437,31 @@ def cmd_study_status(args) -> int:
     from .studies import get_study
 
     print(get_study(args.name, args.profile).status().drop(columns=["run_dir"]).to_markdown(index=False))
+    return 0
+
+
+def cmd_study_export(args) -> int:
+    from .studies import get_study
+    from .studies.transfer import export_study, read_manifest
+
+    out = export_study(get_study(args.name, args.profile), args.out, force=args.force)
+    manifest = read_manifest(out)
+    size = out.stat().st_size
+    size = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+    print(f"wrote {out} ({size}): {len(manifest['runs'])} run(s), {len(manifest['files'])} file(s) of "
+          f"study {args.name!r} ({args.profile}); copy it to the other machine and run there: "
+          f"srlib study import {out.name}")
+    return 0
+
+
+def cmd_study_import(args) -> int:
+    from .studies.transfer import import_runs
+
+    rows = import_runs(args.archive, force=args.force, profile=args.profile)
+    print(rows.drop(columns=["note"]).to_markdown(index=False))
+    for r in rows.to_dict("records"):
+        if r["used_here"] is not True and r["note"]:
+            print(f"{r['study']}/{r['arm']} (seed {r['seed']}): {r['note']}", file=sys.stderr)
     return 0
 
 
@@ -365,7 +481,7 @@ def main(argv=None) -> int:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"srlib: {cat.__name__}: {msg}\n"
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError, ImportError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"srlib {args.command}: error: {msg}", file=sys.stderr)
         return 2

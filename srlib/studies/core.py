@@ -35,12 +35,9 @@ import importlib
 import inspect
 import json
 import math
-import multiprocessing
 import os
 import re
-import sys
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +54,7 @@ from ..profiles import Profile, get_profile
 from ..train import TrainConfig, TrainingDiverged
 from ..train.recipes import model_config, patch_settings, train_sr, validation_split
 from .ledger import record_run
+from .executors import FuturesExecutor, ProcessExecutor, make_executor
 from .stats import bootstrap_delta, seed_spread, within_noise
 
 #: bump when what the identity covers changes, or when a model's, a loss's or the trainer's code
@@ -395,7 +393,8 @@ class Study:
         return pd.DataFrame(rows)
 
     # ---- running --------------------------------------------------------------------------
-    def run(self, jobs: int = 1, threads: int | None = None, progress: bool | None = None) -> pd.DataFrame:
+    def run(self, jobs: int = 1, threads: int | None = None, progress: bool | None = None,
+            executor=None) -> pd.DataFrame:
         """Train what is missing, resume what was interrupted, evaluate; returns :meth:`table`.
 
         Args:
@@ -404,7 +403,15 @@ class Study:
                 torch thread each (two processes with two threads each on two cores thrash).
             threads: torch threads per arm (default: 1 with ``jobs > 1``, else the profile's).
             progress: progress bars (default: on with ``jobs == 1``; always off in workers).
+            executor: where the arms train (:mod:`srlib.studies.executors`): None (``jobs``
+                decides: this process, or a process pool), ``'process'``, ``'slurm'`` /
+                ``'local'`` (one submitit job per arm; ``jobs`` caps how many run at once), an
+                executor object (``run(jobs)``, e.g. a configured
+                :class:`~srlib.studies.executors.SubmititExecutor`), or any
+                ``concurrent.futures``-style object with ``submit``.
 
+        Arms that start from another arm's run (:class:`RunRef`) train after it: first every
+        such dependency, then the rest, each batch through the same executor.
         A diverged arm (:class:`~srlib.train.TrainingDiverged`) is recorded in its ``run.json``
         as ``diverged at step k`` and shows NaN metrics; the other arms go on. Any other
         failure lets the other arms finish, then raises :class:`StudyError` naming the arms.
@@ -412,21 +419,18 @@ class Study:
         (``train_seconds`` and ``run_dir`` aside, when the two run in different folders).
         """
         jobs = max(1, int(jobs))
-        if threads is None and jobs > 1 and not _gpus():
+        runner = _executor(executor, jobs)
+        if threads is None and isinstance(runner, ProcessExecutor) and not runner.gpus:
             threads = 1
-        runtime = {"progress": (jobs == 1) if progress is None else bool(progress)}
+        runtime = {"progress": (runner is None) if progress is None else bool(progress)}
         if threads is not None:
             runtime["threads"] = int(threads)
         _ensure_training_data(self._p)
         self._data_key = None  # a download may have just replaced the fallback: fingerprint again
         before = {a.label: self.state(a)["state"] for a in self.arms}
-        failures = self._train_dependencies(runtime)
-        todo = [a for a in self.arms if self._needs_training(a, failures)]
-        if jobs == 1 or len(todo) <= 1:
-            for a in todo:
-                failures.update(_train_arm(self, a, runtime))
-        else:
-            failures.update(self._train_parallel(todo, jobs, runtime))
+        failures = _run_jobs(runner, self._dependency_jobs(runtime))
+        todo = [ArmJob(self, a, runtime) for a in self.arms if self._needs_training(a, failures)]
+        failures.update(_run_jobs(runner, todo))
         for a in self.arms:
             st = self.state(a)
             if st["state"] == "waiting" and a.label not in failures:
@@ -445,48 +449,40 @@ class Study:
         st = self.state(arm)
         return st["state"] in ("partial", "not started")
 
-    def _train_dependencies(self, runtime: dict) -> dict:
-        """Train (in this process) the arms that other arms start from, before those arms."""
-        failures: dict = {}
+    def _dependency_jobs(self, runtime: dict) -> list:
+        """Jobs for the unfinished arms (of this or another study) that other arms start from."""
+        out, seen = [], set()
         for a in self.arms:
             if not isinstance(a.init, RunRef):
                 continue
             study, dep = self._ref(a.init)
-            if study.state(dep)["state"] in ("partial", "not started"):
-                if study is not self:
-                    _ensure_training_data(study._p)
-                failures.update(_train_arm(study, dep, runtime))
-        return failures
-
-    def _train_parallel(self, todo: list, jobs: int, runtime: dict) -> dict:
-        """Each arm in a fresh spawned process, at most ``jobs`` at once; returns failures."""
-        gpus, failures = _gpus(), {}
-        ctx = multiprocessing.get_context("spawn")
-        queue, free, pending = list(todo), list(range(jobs)), {}
-        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}  # 3.10: reused workers
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, **fresh) as pool:
-            while queue or pending:
-                while queue and free:
-                    slot, arm = free.pop(0), queue.pop(0)
-                    gpu = gpus[slot % len(gpus)] if gpus else None
-                    pending[pool.submit(_worker, self, arm, runtime, gpu)] = (arm, slot)
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    arm, slot = pending.pop(fut)
-                    free.append(slot)
-                    try:
-                        failures.update(fut.result())
-                    except Exception as exc:  # the worker process died (killed, out of memory)
-                        failures[arm.label] = f"worker process failed: {type(exc).__name__}: {exc}"
-        return failures
+            if (study.name, dep.label) in seen or study.state(dep)["state"] not in ("partial", "not started"):
+                continue
+            seen.add((study.name, dep.label))
+            if study is not self:
+                _ensure_training_data(study._p)
+            out.append(ArmJob(study, dep, runtime))
+        return out
 
     # ---- tables ---------------------------------------------------------------------------
     def _evaluate(self, arm: Arm, st: dict) -> pd.DataFrame:
+        """The arm's per-image evaluation, from the cache beside its run where possible.
+
+        Readings chosen: the cache key names the device type (cuda and cpu round a few pixels
+        differently). A run trained and evaluated on a GPU box and imported on a laptop
+        (:mod:`srlib.studies.transfer`) is read with the evaluation it brought, rather than
+        evaluated again; evaluation on this machine's device happens only when neither is cached.
+        """
         ckpt = _eval_checkpoint(st["run_dir"])
-        df = evaluate_cached(arm.model, list(self.datasets), [arm.scale], profile=self._p.name,
-                             checkpoint=ckpt, cache_dir=st["run_dir"] / "evaluations",
-                             model_kwargs=arm.model_kwargs or None, max_images=self.max_images,
-                             progress=False, device=_eval_device())
+        kw = dict(profile=self._p.name, checkpoint=ckpt, cache_dir=st["run_dir"] / "evaluations",
+                  model_kwargs=arm.model_kwargs or None, max_images=self.max_images, progress=False)
+        here = _eval_device()
+        for device in (here, *({"cpu", "cuda"} - {here})):
+            df = evaluate_cached(arm.model, list(self.datasets), [arm.scale], device=device, cached_only=True, **kw)
+            if df.attrs["cache"] and df.attrs["cached"]:
+                break
+        else:
+            df = evaluate_cached(arm.model, list(self.datasets), [arm.scale], device=here, **kw)
         df.attrs["checkpoint"] = ckpt.name
         return df
 
@@ -624,15 +620,6 @@ class _threads:
             torch.set_num_threads(self.old)
 
 
-def _gpus() -> list[str]:
-    """The GPUs this process sees, as ``CUDA_VISIBLE_DEVICES`` entries (empty on a CPU box)."""
-    if not torch.cuda.is_available():
-        return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else []
-    return ids or [str(i) for i in range(torch.cuda.device_count())]
-
-
 def _ensure_training_data(p: Profile) -> None:
     """Download the training set where possible *before* its fingerprint enters an identity
     (else the identity would name the fallback images and the run train on the real ones)."""
@@ -689,21 +676,77 @@ def _train_arm(study: Study, arm: Arm, runtime: dict) -> dict:
     return {}
 
 
-def _worker(study: Study, arm: Arm, runtime: dict, gpu: str | None) -> dict:
-    """A spawned process: one GPU or ``threads`` torch threads, no progress bars; trains the arm
-    and evaluates it (so the parent reads the evaluation from the cache)."""
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before anything initialises CUDA here
-    runtime = {**runtime, "progress": False}
-    if runtime.get("threads"):
-        torch.set_num_threads(int(runtime["threads"]))
-    failed = _train_arm(study, arm, runtime)
-    if failed:
-        return failed
-    try:
-        st = study.state(arm)
-        if st["state"] == "finished":
-            study._evaluate(arm, st)
-    except Exception:
-        return {arm.label: "evaluation failed: " + traceback.format_exc(limit=3)}
-    return {}
+class ArmJob:
+    """One arm's training and evaluation as a picklable callable, for any executor.
+
+    ``job(gpu)`` (in a fresh process, a cluster job): one GPU (``gpu`` a
+    ``CUDA_VISIBLE_DEVICES`` entry) or ``threads`` torch threads (default on a SLURM job: its
+    ``SLURM_CPUS_PER_TASK``), no progress bars; trains or resumes the arm, then evaluates it so
+    the caller reads the evaluation from the cache. Returns ``{arm label: error}`` or ``{}``.
+    :meth:`train` trains in the calling process and evaluates nothing.
+    :meth:`checkpoint` is submitit's preemption hook: the same job is requeued and the arm
+    resumes from its ``last.pt`` (the steps since that checkpoint are trained again).
+    """
+
+    def __init__(self, study: Study, arm: Arm, runtime: dict):
+        self.study, self.arm, self.runtime = study, arm, dict(runtime)
+
+    @property
+    def label(self) -> str:
+        return self.arm.label
+
+    def train(self) -> dict:
+        return _train_arm(self.study, self.arm, self.runtime)
+
+    def __call__(self, gpu: str | None = None) -> dict:
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before anything initialises CUDA here
+        runtime = {**self.runtime, "progress": False}
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+        if not runtime.get("threads") and cpus.isdigit():
+            runtime["threads"] = int(cpus)
+        if runtime.get("threads"):
+            torch.set_num_threads(int(runtime["threads"]))
+        failed = _train_arm(self.study, self.arm, runtime)
+        if failed:
+            return failed
+        try:
+            st = self.study.state(self.arm)
+            if st["state"] == "finished":
+                self.study._evaluate(self.arm, st)
+        except Exception:
+            return {self.label: "evaluation failed: " + traceback.format_exc(limit=3)}
+        return {}
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit calls this when the job is preempted or times out: requeue the same job."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"ArmJob({self.study.name!r}, {self.label!r})"
+
+
+def _executor(executor, jobs: int):
+    """:meth:`Study.run`'s ``executor`` argument as an object with ``run(jobs)``, or None (this
+    process)."""
+    if executor is None:
+        return ProcessExecutor(jobs) if jobs > 1 else None
+    if isinstance(executor, str):
+        return make_executor(executor, jobs if executor == "process" or jobs > 1 else None)
+    if callable(getattr(executor, "run", None)):
+        return executor
+    return FuturesExecutor(executor)  # TypeError naming what an executor must have
+
+
+def _run_jobs(runner, jobs: list) -> dict:
+    """Run ``jobs`` (:class:`ArmJob`) with ``runner``; a process pool with one job left, or no
+    runner, trains in this process. Returns the failures."""
+    failures: dict = {}
+    if runner is None or (isinstance(runner, ProcessExecutor) and len(jobs) <= 1):
+        for job in jobs:
+            failures.update(job.train())
+    elif jobs:
+        failures.update(runner.run(jobs))
+    return failures
