@@ -258,3 +258,24 @@ def test_cli_export_import_and_upscale_with_a_run(project, tmp_path, capsys):
     upscale_file(model, img, tmp_path / "ref.png", 2, True)  # the imported best.pt, by hand
     got, ref = np.asarray(Image.open(tmp_path / "out.png")), np.asarray(Image.open(tmp_path / "ref.png"))
     assert got.shape == (24, 20, 3) and np.array_equal(got, ref)
+
+
+def test_imported_runs_are_used_where_their_training_set_is_absent(project, fits, tmp_path, data_dir, monkeypatch):
+    """A laptop without the GPU box's training set (DIV2K there, T91 here) still shows the
+    imported runs: the data part of their identity is read from their run.json."""
+    s = study()
+    project("box")
+    table = s.run(threads=1, progress=False)
+    archive = export_study(s, tmp_path / "travel.tar.gz")
+
+    project("laptop")
+    only_set5 = tmp_path / "laptop_data"
+    only_set5.mkdir()
+    (only_set5 / "Set5").symlink_to(data_dir / "Set5")  # the benchmark, but no training set
+    monkeypatch.setenv("SRLIB_DATA_DIR", str(only_set5))
+    fits.clear()
+    rows = import_runs(archive, studies=[s])
+    assert rows.used_here.all(), rows.note.tolist()
+    again = s.run(threads=1, progress=False)
+    assert fits == []  # nothing retrained on the fallback images, nothing downloaded
+    pd.testing.assert_frame_equal(again.drop(columns=["run_dir"]), table.drop(columns=["run_dir"]))

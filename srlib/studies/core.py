@@ -275,7 +275,15 @@ class Study:
         return found[0]
 
     def _data(self) -> dict:
-        """The data part of every arm's identity: training set content, validation selection."""
+        """The data part of every arm's identity: training set content, validation selection.
+
+        Where the training set is not on disk (runs imported from a GPU box onto a laptop
+        without DIV2K, :mod:`srlib.studies.transfer`), the data part recorded by this study's
+        newest finished run on that training set stands in, so those runs are found rather than
+        retrained on the fallback images; training anything new still needs the data.
+        """
+        if self._data_key is None and not _on_disk(self._p.train_dataset):
+            self._data_key = self._recorded_data()
         if self._data_key is None:
             _, val = validation_split(self._p)
             self._data_key = {
@@ -284,6 +292,19 @@ class Study:
                 "validation": {k: val[k] for k in ("dataset", "images", "held_out_of_training")},
             }
         return self._data_key
+
+    def _recorded_data(self) -> dict | None:
+        """The data part of the newest finished run's identity on this profile's training set."""
+        found = []
+        for rec_path in self.study_dir.glob("*/run.json"):
+            data = _read_json(rec_path).get("identity", {}).get("data", {})
+            if data.get("train_dataset") == self._p.train_dataset and \
+                    str(_read_json(rec_path).get("status")) == "finished":
+                found.append((rec_path.stat().st_mtime, rec_path))
+        if not found:
+            return None
+        data = _read_json(max(found)[1])["identity"]["data"]
+        return {k: data[k] for k in ("train_dataset", "train_fingerprint", "validation")}
 
     def _seeded(self, arm: Arm) -> Arm:
         """``arm`` with the profile's seed where it gives none."""
@@ -425,8 +446,10 @@ class Study:
         runtime = {"progress": (runner is None) if progress is None else bool(progress)}
         if threads is not None:
             runtime["threads"] = int(threads)
-        _ensure_training_data(self._p)
-        self._data_key = None  # a download may have just replaced the fallback: fingerprint again
+        self._data_key = None
+        if any(self._needs_training(a, {}) for a in self.arms):  # imported runs need no data
+            _ensure_training_data(self._p)
+            self._data_key = None  # a download may have just replaced the fallback: fingerprint again
         before = {a.label: self.state(a)["state"] for a in self.arms}
         failures = _run_jobs(runner, self._dependency_jobs(runtime))
         todo = [ArmJob(self, a, runtime) for a in self.arms if self._needs_training(a, failures)]
@@ -618,6 +641,13 @@ class _threads:
     def __exit__(self, *exc):
         if self.old is not None:
             torch.set_num_threads(self.old)
+
+
+def _on_disk(name: str) -> bool:
+    try:
+        return find_dataset(name) is not None
+    except (DatasetNotFoundError, OSError, KeyError):
+        return False
 
 
 def _ensure_training_data(p: Profile) -> None:
