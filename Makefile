@@ -72,9 +72,11 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/page.py --threads $(BENCH_THREADS) $(BENCH_ARGS)
 
-# the README's results section and each notebook's "how long" line, from the last runs' files
+# the README's generated sections and each notebook's "how long" line, from the last runs' files
+# (then the student copies, whose first cells carry that line too)
 docs: $(STAMP)
 	$(PY) -m srlib.docs
+	$(PY) -m srlib.course notebooks notebooks/student
 
 # course copies: notebooks/student/, each exercise cell a stub its check cell fails on (srlib/course.py)
 student: $(STAMP)
