@@ -210,11 +210,31 @@ def readme_results(profile: str = "quick") -> str:
     return "\n".join(lines)
 
 
+def gpu_estimates() -> str:
+    """Minutes per notebook of the ``gpu`` and ``full`` profiles on one GPU: from
+    ``results/gpu_check.json`` where ``make gpu-check`` ran, else from the assumed step rate
+    (:func:`srlib.gpucheck.assumed_check`), and the text says which."""
+    from .gpucheck import assumed_check, estimate_minutes, format_estimate
+
+    measured = project_root() / "results" / "gpu_check.json"
+    check = measured if measured.is_file() else assumed_check()
+    basis = ("measured by `make gpu-check` (`results/gpu_check.json`)" if measured.is_file() else
+             "**assumed, not measured** (no `make gpu-check` has run on this checkout); run it on your box")
+    lines = [f"Step rates {basis}."]
+    for name in ("gpu", "full"):
+        est = estimate_minutes(check, name)
+        hours = est["total"] / 60
+        lines += ["", f"`{name}` on one GPU: about {est['total']:.0f} min ({hours:.1f} h) for 01-07.", "",
+                  format_estimate(est)]
+    return "\n".join(lines)
+
+
 def update_readme(profile: str = "quick", readme: Path | None = None) -> bool:
-    """Rewrite the README's results section; True when it changed."""
+    """Rewrite the README's generated sections; True when it changed."""
     path = readme or project_root() / "README.md"
     text = path.read_text(encoding="utf-8")
     new = replace_block(text, "results", readme_results(profile), path.name)
+    new = replace_block(new, "gpu-estimate", gpu_estimates(), path.name)
     if new != text:
         atomic_write_text(path, new)
     return new != text

@@ -53,9 +53,11 @@ def test_readme_results_come_from_the_result_files(scratch_project):
     (out / "01_bicubic_table.csv").write_text("# profile: quick\ndataset,scale,psnr,psnr_paper,psnr_delta\nSet5,2,33.6487,33.66,-0.0113\n")
     (out / "02_awsrn-s_x4_vs_paper.csv").write_text("dataset,scale,psnr,psnr_paper,psnr_delta,psnr_bicubic\nSet5,4,30.18,31.77,-1.59,28.42\n")
     (out / "run_report.json").write_text(json.dumps({"provenance": {"commit": "0123456789", "created": "2026-11-28T00", "device": "cpu: x86_64"}}))
-    (project / "README.md").write_text("# x\n<!-- srlib:begin results -->\n<!-- srlib:end results -->\n")
+    (project / "README.md").write_text("# x\n<!-- srlib:begin results -->\n<!-- srlib:end results -->\n"
+                                       "<!-- srlib:begin gpu-estimate -->\n<!-- srlib:end gpu-estimate -->\n")
     assert docs.update_readme("quick")
     text = " ".join((project / "README.md").read_text().split())  # tabulate pads the columns
     assert "| Set5 | 2 | 33.65 | 33.66 | -0.011 |" in text and "commit 0123456" in text
     assert "| Set5 | 4 | 30.18 | 31.77 | -1.590 | 28.42 |" in text
+    assert "**assumed, not measured**" in text and "`gpu` on one GPU: about" in text
     assert not docs.update_readme("quick")
