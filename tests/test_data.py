@@ -240,3 +240,7 @@ def test_sources_name_the_data_folder_relative_to_srlib_data_dir(data_dir, tmp_p
     monkeypatch.setenv("SRLIB_CACHE_DIR", str(tmp_path / "cache"))
     assert portable_path(tmp_path / "cache" / "datasets" / "T91" / "HR") == "$SRLIB_CACHE_DIR/datasets/T91/HR"
     assert portable_path(tmp_path / "mine") == str(tmp_path / "mine")  # a folder the caller named
+    monkeypatch.setenv("SRLIB_WEIGHTS_DIR", str(tmp_path / "weights"))
+    assert portable_path(tmp_path / "weights" / "PAN" / "PANx4.pth") == "$SRLIB_WEIGHTS_DIR/PAN/PANx4.pth"
+    monkeypatch.setenv("SRLIB_PROJECT_DIR", str(tmp_path / "proj"))  # runs: relative to the project
+    assert portable_path(tmp_path / "proj" / "results" / "quick" / "runs" / "a" / "best.pt") == "results/quick/runs/a/best.pt"

@@ -163,15 +163,22 @@ def data_root() -> Path | None:
 
 def portable_path(path) -> str:
     """``path`` as results may share it: ``$SRLIB_DATA_DIR/...`` inside the data folder,
-    ``$SRLIB_CACHE_DIR/...`` inside the cache, else as given (a folder the caller named)."""
+    ``$SRLIB_WEIGHTS_DIR/...`` inside the weights folder, ``$SRLIB_CACHE_DIR/...`` inside the
+    cache, relative to the project inside it (``results/quick/runs/...``), else as given (a
+    folder the caller named)."""
+    from ..paths import project_root
+
     path = Path(path)
-    for var, root in (("SRLIB_DATA_DIR", data_root()), ("SRLIB_CACHE_DIR", cache_root())):
+    weights = os.environ.get("SRLIB_WEIGHTS_DIR")
+    for var, root in (("SRLIB_DATA_DIR", data_root()), ("SRLIB_WEIGHTS_DIR", Path(weights).expanduser() if weights else None),
+                      ("SRLIB_CACHE_DIR", cache_root()), ("", project_root())):
         if root is None:
             continue
         try:
-            return f"${var}/{path.resolve().relative_to(root.resolve()).as_posix()}"
+            rel = path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             continue
+        return f"${var}/{rel}" if var else rel
     return str(path)
 
 

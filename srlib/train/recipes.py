@@ -22,7 +22,7 @@ from torch import nn
 
 from ..data.colour import modcrop, to_tensor
 from ..data.datasets import FALLBACK_SOURCE, BenchmarkSet, PatchDataset, load_hr_images
-from ..data.catalog import canonical_name, find_dataset, missing_message
+from ..data.catalog import canonical_name, find_dataset, missing_message, portable_path
 from ..data.resize import imresize
 from ..device import exact_fp32
 from ..metrics import psnr_ssim_torch
@@ -208,7 +208,7 @@ def load_init_checkpoint(model: nn.Module, path: str | Path) -> dict:
             f"(model keys e.g. {list(own)[:3]}, file keys e.g. {list(sd)[:3]}); pass a checkpoint "
             "of the same model family")
     model.load_state_dict({k: sd[k] for k in loaded}, strict=False)
-    return {"path": str(path), "loaded": loaded, "fresh": [k for k in own if k not in loaded],
+    return {"path": portable_path(path), "loaded": loaded, "fresh": [k for k in own if k not in loaded],
             "shape_mismatch": mismatch, "unused": [k for k in sd if k not in own],
             "optimizer": "restarted", "schedule": "restarted", "step": "restarted at 0"}
 
