@@ -8,6 +8,10 @@ see the same background load; the first and last step of each chunk are not time
 writes a checkpoint when a ``fit`` ends). Overhead is the median over rounds of the paired
 time ratio. ``--clock cpu`` counts this process's CPU time (steadier on a busy machine; use it
 with ``--threads 1``). Prints a table; no asserts.
+
+:func:`training_rates` is the same measurement with keyword arguments and :func:`step_flops` the
+FLOPs of one step (forward + backward, counted on the meta device); ``benchmarks/page.py``
+calls both.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from srlib.train import TrainConfig, Trainer
 from srlib.device import autocast, cpu_supports_bf16, resolve_channels_last, resolve_device
@@ -140,6 +145,31 @@ def measure(args, precision: str) -> dict:
             "bare": timed / statistics.median(b for b, _ in pairs),
             "trainer": timed / statistics.median(t for _, t in pairs),
             "overhead": 100.0 * (statistics.median(t / b for b, t in pairs) - 1.0)}
+
+
+def training_rates(model: str | None = None, scale: int = 4, batch: int = 16, patch: int = 48,
+                   chunk: int = 6, rounds: int = 5, warmup: int = 3, precision: str = "fp32",
+                   channels_last="auto", threads: int | None = None, device: str = "auto") -> dict:
+    """:func:`measure` with keyword arguments: ``precision, channels_last, bare, trainer`` (steps/s)
+    and ``overhead`` (% more time per Trainer step than per bare step, median of paired chunks)."""
+    if chunk < 3:
+        raise ValueError(f"chunk must be >= 3 (its first and last steps are not timed), got {chunk}")
+    args = argparse.Namespace(model=model, scale=scale, batch=batch, patch=patch, chunk=chunk, rounds=rounds,
+                              warmup=warmup, channels_last=channels_last, threads=threads, device=device)
+    return measure(args, precision)
+
+
+def step_flops(model: str | None, scale: int, batch: int, patch: int) -> float:
+    """FLOPs of one training step (forward and backward, no optimiser) at ``batch`` LR patches of ``patch``.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` on a meta-device copy (shapes only):
+    convolutions and matrix products, as :func:`srlib.complexity.multi_adds` counts them.
+    """
+    net = build(model, scale).to("meta")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        net(torch.empty(batch, 3, patch, patch, device="meta")).abs().mean().backward()
+    return float(counter.get_total_flops())
 
 
 def parse_args() -> argparse.Namespace:
