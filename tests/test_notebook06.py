@@ -32,6 +32,22 @@ def test_notebook_06_runs_under_smoke(data_dir, scratch_project):
     assert card.status.notna().all() and set(card.status) <= {"reproduced", "not reached", "not checkable here"}
     params = card[(card.metric == "params") & (card.model == "awsrn-s")]
     assert len(params) == 3 and (params.status == "reproduced").all()  # exact counts, x2/x3/x4
+    # part B: the grand table reads the CNN part A trained, lists the studies not run, trains nothing else
+    grand = pd.read_csv(out / "06_grand_table.csv", comment="#")
+    assert grand.status.notna().all() and set(grand.dataset) == {"Set5"}
+    ok = grand[grand.status == "ok"]
+    assert {"bicubic", "ne", "sc", "seed002-cnn:cnn"} <= set(ok.method)
+    cnn = ok[ok.method == "seed002-cnn:cnn"].set_index("scale")
+    assert abs(cnn.psnr[2] - means.set_index(["dataset", "scale", "model"]).psnr["Set5", 2, "CNN (ours)"]) < 1e-9
+    studied = grand[grand.method.str.startswith(("02-", "03-", "04-", "05-"))]
+    assert len(studied) and studied.status.str.startswith("not run (").all()
+    assert not (project / "results" / "smoke" / "runs" / "03-ablation").exists()  # listed, not trained
+    pan = grand[(grand.method == "pan (official)") & (grand.scale == 4)].iloc[0]
+    assert pan.status == "ok" or pan.status.startswith("not available")
+    improved = pd.read_csv(out / "06_images_improved.csv", comment="#")
+    assert {("seed002-cnn:cnn", "bicubic"), ("seed002-cnn:cnn", "sc")} <= set(zip(improved.method, improved.baseline))
+    assert (improved.higher + improved.equal + improved.lower == improved.n).all()
+    assert (project / "figures" / "smoke" / "06_images_improved.png").stat().st_size > 5_000
 
 
 def _per_image(psnr: dict) -> pd.DataFrame:

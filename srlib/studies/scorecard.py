@@ -9,10 +9,11 @@ budget on each side and a ``status``:
 - ``not checkable here``: ``reason`` says why and what would check it (the notebook / study that
   produces the number and the compute it needs, the hardware, the data the paper does not name).
 
-It trains and evaluates nothing by default: studies are read through :func:`study_means`
-(:meth:`Study.state` first, :meth:`Study.table` only for studies with a finished arm; never
-:meth:`Study.run`), the official weights' evaluations through the evaluation cache
-(:func:`official_means`; ``evaluate=True`` computes the missing ones: every image of every
+It trains and evaluates nothing by default (notebook 06 part B, :mod:`srlib.studies.grand`, computes
+the official weights' evaluations its profile's ``grand.EVALUATE`` names before the scorecard reads
+them): studies are read through :func:`study_means` (:meth:`Study.state` first, :meth:`Study.table`
+only for studies with a finished arm; never :meth:`Study.run`), the official weights' evaluations
+through the evaluation cache (:func:`official_means`; ``evaluate=True`` computes the missing ones: every image of every
 benchmark, so it is notebook 06's job, not a side effect: one 512x384 LR image at x2 takes 5 s
 (PAN), 6 s (IMDN), 9 s (LatticeNet) on one thread of this 2-core CPU, so the four comparators at
 x2-x4 on Set5, Set14, B100 and Urban100 are about 1.5 hours on one thread, x4 alone about 15
@@ -190,7 +191,7 @@ def _result(row: dict, ours: float, tol: float, mode: str, extra: str = "") -> d
         share = f"{ours / value:.0%} of the printed gain" if value else ""
         reason = (f"our gain {_fmt(ours, metric)}{unit} against the printed {_fmt(value, metric)}{unit}"
                   + (f" ({share})" if share else ""))
-        tol_text = f">= printed" + (f" - {tol:g}" if tol else "")
+        tol_text = ">= printed" + (f" - {tol:g}" if tol else "")
     else:
         ok = abs(delta) <= tol
         side = "above" if delta > 0 else "below"
@@ -258,12 +259,23 @@ def _comparator(row: dict, ctx: _Context) -> dict:
     except (FileNotFoundError, KeyError) as exc:
         return _not_checkable(f"official weights not available: {exc}")
     if got is None:
-        return _not_checkable(f"the official weights' {ds} x{s} evaluation is not cached yet: notebook 06 (or "
-                              f"scorecard(profile, evaluate=True)) evaluates it, every image on the CPU")
+        return _not_checkable(f"the official weights' {ds} x{s} evaluation is not cached yet: notebook 06 part B "
+                              f"(srlib.studies.grand.EVALUATE: in {ctx.p.name} "
+                              f"{_planned(model, ds, s, ctx.p.name)}) or scorecard(profile, evaluate=True) "
+                              f"evaluates it, every image on the CPU")
     tol = PSNR_TOL if metric == "psnr" else SSIM_TOL
     return {**_result(row, got[metric], tol, "two-sided"), "budget_ours": "none: the authors' released weights, "
             f"evaluated here ({got['n_images']} images, {got['device']})",
             "source": "evaluation cache (official weights)"}
+
+
+def _planned(model: str, ds: str, s: int, profile: str) -> str:
+    """Whether notebook 06 part B's grand table evaluates ``model`` on ``ds`` x ``s`` in ``profile``."""
+    from .grand import EVALUATE
+
+    dss, scs = EVALUATE.get(profile, EVALUATE["full"]).get(model, ((), ()))
+    yes = (dss is None or ds in dss) and (scs is None or s in scs)
+    return "it does" if yes else "it does not; the full profile does"
 
 
 def _seed001_target(model: str, scale: int, p) -> tuple[str, str] | None:

@@ -161,3 +161,47 @@ def patch_grid(rows: dict[str, list], size: float = 1.5, title: str = ""):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def delta_boxplots(deltas, title: str = "", value: str = "delta", linthresh: float = 0.1, tie: float = 0.0):
+    """Per-image PSNR differences of methods against their baselines: one horizontal box per
+    comparison (the first on top), one panel per (dataset, scale), a line at 0, and at the right of
+    each box on how many images the method is higher (``k/N``: delta above ``tie``, the rule of
+    :func:`srlib.studies.stats.improvement_counts`). The axis is linear within +-``linthresh`` dB and
+    logarithmic beyond (``symlog``), so a -5 dB arm and a +0.01 dB arm are both readable.
+    ``deltas`` has columns ``comparison, dataset, scale, image, <value>``
+    (:func:`srlib.studies.grand.deltas`)."""
+    panels = list(deltas.groupby(["dataset", "scale"], sort=False).groups) or [("no data", 0)]
+    names = list(dict.fromkeys(deltas["comparison"]))
+    pos = list(range(len(names), 0, -1))
+    # matplotlib 3.10 replaced vert=False by orientation= (pyproject allows >= 3.9)
+    horizontal = {"orientation": "horizontal"} if _mpl_version() >= (3, 10) else {"vert": False}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 2.5, 0.28 * max(len(names), 3) + 1.2),
+                             squeeze=False, sharey=True)
+    for ax, (ds, s) in zip(axes[0], panels):
+        sub = deltas[(deltas.dataset == ds) & (deltas.scale == s)]
+        data = [sub.loc[sub.comparison == c, value].to_numpy() for c in names]
+        if names:
+            ax.boxplot([d if len(d) else [np.nan] for d in data], positions=pos, **horizontal, widths=0.6,
+                       showmeans=True, meanprops=dict(marker="D", markerfacecolor="white", markeredgecolor="black",
+                                                      markersize=4))
+        ax.set_xscale("symlog", linthresh=linthresh)
+        ax.axvline(0.0, color="grey", lw=0.8)
+        ax.set_title(f"{ds} x{s}", fontsize=10)
+        ax.set_xlabel("PSNR minus the baseline's (dB)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+        right = ax.twinx()
+        right.set_ylim(ax.get_ylim())
+        right.set_yticks(pos, [f"{int((d > tie).sum())}/{len(d)}" if len(d) else "" for d in data], fontsize=7)
+    axes[0, 0].set_yticks(pos, names, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _mpl_version() -> tuple[int, int]:
+    import matplotlib
+
+    return tuple(int(x) for x in matplotlib.__version__.split(".")[:2])
