@@ -6,7 +6,8 @@ import torch
 from srlib.classical import CLASSICAL
 from srlib.classical.neighbor_embedding import NeighborEmbedding, lle_weights
 from srlib.classical.patches import extract, grid, overlap_average, patch_index, training_pairs
-from srlib.classical.sparse_coding import SparseCoding, back_projection, gaussian_5x5, lasso_fista
+from srlib.classical.sparse_coding import (SparseCoding, back_projection, blur_5x5, gaussian_5x5, gaussian_5x5_1d,
+                                           gaussian_down, lasso_fista)
 from srlib.data.colour import rgb2ycbcr, rgb_to_ycbcr, to_tensor, ycbcr_to_rgb
 from srlib.data.resize import imresize
 from srlib.evaluate import evaluate
@@ -107,6 +108,29 @@ def test_back_projection_enforces_the_lr_image():
     assert err(back_projection(sr, lr, 3, iters=20)) < 0.05 * err(sr)
     k = gaussian_5x5()
     assert k.shape == (1, 1, 5, 5) and abs(k.sum().item() - 1) < 1e-12 and k[0, 0, 2, 2] == k.max()
+
+
+def test_separable_blur_is_the_released_kernel():
+    g = gaussian_5x5_1d()
+    # exp(-x^2) at x = 0, 1, 2 (the squared sigma-1 Gaussian), normalised: centre 1 / (1 + 2/e + 2/e^4)
+    assert abs(g[2].item() - 1 / (1 + 2 * np.exp(-1) + 2 * np.exp(-4))) < 1e-15
+    assert torch.allclose(torch.outer(g, g), gaussian_5x5()[0, 0], rtol=0, atol=1e-16)
+    x = torch.rand(1, 1, 17, 23, dtype=torch.float64)
+    ref = torch.nn.functional.conv2d(x, gaussian_5x5(), padding=2)  # conv2(x, p, 'same'), zero padding
+    assert (blur_5x5(x) - ref).abs().max() < 1e-14
+
+
+def test_gaussian_back_projection_model():
+    x = torch.zeros(1, 1, 9, 12, dtype=torch.float64)
+    x[0, 0, 4, 7] = 1.0  # the centre pixel of LR pixel (1, 2) at x3
+    d = gaussian_down(x, 3, (3, 4))
+    assert d.shape == (1, 1, 3, 4) and abs(d[0, 0, 1, 2].item() - gaussian_5x5().max().item()) < 1e-15
+    lr = torch.rand(1, 1, 12, 14, dtype=torch.float64) * 255
+    sr = imresize(lr, 3) + torch.randn(1, 1, 36, 42, dtype=torch.float64) * 10
+    out = back_projection(sr, lr, 3, iters=5, model="gaussian")
+    assert out.shape == sr.shape and not torch.equal(out, back_projection(sr, lr, 3, iters=5))
+    with pytest.raises(ValueError, match="model"):
+        back_projection(sr, lr, 3, model="box")
 
 
 # ----- the upscalers ---------------------------------------------------------------------------
