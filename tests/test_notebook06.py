@@ -1,6 +1,7 @@
 """Notebook 06, part A (seed 002: INTER, NE, SC and the CNN) runs end to end under smoke."""
 import pandas as pd
 
+from srlib.evaluate import read_table
 from srlib.pipeline import reproduce
 
 NB = "06_evaluation_tables.ipynb"
@@ -27,7 +28,10 @@ def test_notebook_06_runs_under_smoke(data_dir, scratch_project):
     assert (out / "06_seed002_per_image.csv").read_text().startswith("# profile: smoke")
     for name in ("fig2_panel", "fig3_psnr_urban100", "fig4_ssim_urban100", "psnr_set5_set14"):
         assert (project / "figures" / "smoke" / f"06_seed002_{name}.png").stat().st_size > 5_000
-    assert sorted(p.name[:2] for p in (out / "dictionaries").glob("*.npz")) == ["ne"] * 3 + ["sc"] * 3
+    # NE and SC at x2/x3/x4, and the released-size ScSR dictionary of §2.1 (128 atoms in smoke) at x3
+    assert sorted(p.name[:2] for p in (out / "dictionaries").glob("*.npz")) == ["ne"] * 3 + ["sc"] * 4
+    gap = read_table(out / "06_scsr_gap.csv")
+    assert set(gap.variant) == {"ours", "no BP", "gaussian BP", "128 atoms"} and (gap.scale == 3).all()
     card = pd.read_csv(out / "06_scorecard.csv", comment="#")
     assert card.status.notna().all() and set(card.status) <= {"reproduced", "not reached", "not checkable here"}
     params = card[(card.metric == "params") & (card.model == "awsrn-s")]

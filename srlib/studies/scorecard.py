@@ -367,9 +367,22 @@ def _seed002(row: dict, ctx: _Context) -> dict:
     if hit.empty:
         return _not_checkable(f"notebook 06 part A does not evaluate {method} on {row['dataset']} x{row['scale']} "
                               f"in {ctx.p.name}")
-    return {**_result(row, float(hit.ours.iloc[0]), CITED_TOL, "two-sided"),
+    return {**_result(row, float(hit.ours.iloc[0]), CITED_TOL, "two-sided", _scsr_gap_note(ctx.p, method, row)),
             "budget_ours": f"{method} learned on T91 with {ctx.p.name}'s settings (srlib.classical.learned.SETTINGS)",
             "source": "results/<profile>/06_seed002_classical_vs_cited.csv (notebook 06 part A)"}
+
+
+def _scsr_gap_note(profile, method: str, row: dict) -> str:
+    """For ScSR rows: what notebook 06's investigation of the gap measured (``06_scsr_gap.csv``)."""
+    path = results_dir(get_profile(profile).name) / "06_scsr_gap.csv"
+    if method != "sc" or not path.is_file():
+        return ""
+    from .scsr_gap import sentences
+
+    table = read_table(path)
+    if row["dataset"] not in set(table.dataset) or row["scale"] not in set(table.scale):
+        return ""
+    return "investigated (results/<profile>/06_scsr_gap.csv): " + " ".join(sentences(table, row["dataset"])[1:])
 
 
 def _seed003(row: dict, ctx: _Context) -> dict:

@@ -109,3 +109,29 @@ def explained(table: pd.DataFrame, dataset: str = "Set5") -> dict:
     t = table[table.dataset == dataset].set_index("variant")
     return {"gap_ours_dB": float(t.delta["ours"]),
             **{f"{v}_vs_ours_dB": float(t.vs_ours[v]) for v in t.index if v != "ours"}}
+
+
+def sentences(table: pd.DataFrame, dataset: str = "Set5") -> list[str]:
+    """What the measured table says, as sentences built from it (notebook 06 and the scorecard)."""
+    t = table[table.dataset == dataset].set_index("variant")
+    if "ours" not in t.index:
+        return [f"the ScSR gap was not measured on {dataset}"]
+    gap, scale = float(t.delta["ours"]), int(t.scale["ours"])
+    out = [f"On {dataset} x{scale} our ScSR lands {gap:+.2f} dB from the cited {t.cited['ours']:.2f} dB."]
+    for name, what in (("no BP", "Leaving back-projection out"),
+                       ("gaussian BP", "A Gaussian degradation model inside back-projection (instead of the "
+                                       "exact bicubic one, which the released code also uses)")):
+        if name in t.index:
+            moved = float(t.vs_ours[name])
+            out.append(f"{what} moves it by {moved:+.2f} dB, to {float(t.delta[name]):+.2f} dB from the cited row "
+                       f"({min(1.0, max(0.0, -moved / gap)) if gap > 0 else 0:.0%} of the gap).")
+    atoms = [v for v in t.index if v.endswith(" atoms")]
+    for name in atoms:
+        moved = float(t.vs_ours[name])
+        verb = "widens" if (moved > 0) == (gap > 0) else "narrows"
+        out.append(f"{name.split()[0]} atoms (the released dictionary's size) move it by {moved:+.2f} dB: "
+                   f"this {verb} the gap.")
+    explains = [n for n in ("gaussian BP", *atoms) if n in t.index and abs(float(t.delta[n])) <= abs(gap) / 2]
+    out.append("Of the two candidates, " + (" and ".join(explains) + " explains at least half of the gap."
+                                            if explains else "neither explains half of the gap."))
+    return out
