@@ -19,7 +19,12 @@ channels and takes Y, as EDSR-derived model code does; on the Set14 mean the two
 ~0.1 dB (notebook 01 measures it).
 
 The numpy functions take uint8 HWC images; the ``*_torch`` twins take batches (N, 3, H, W)
-of float RGB in [0, 1] holding 8-bit values and return one value per image.
+of float RGB in [0, 1] holding 8-bit values, or uint8 tensors, and return one value per image.
+
+Speed (issue 10). Y and PSNR are integer-exact (the same bits however the batch is formed); SSIM
+is float64, filtered in cache-sized bands of rows (:data:`TILE_PIXELS`), equal to the whole-image
+map to ~1e-16. Float64 is kept where exactness needs it: SSIM in float32 would be 1.8x faster
+(2.7 vs 4.9 ms per B100 image) but off by ~3e-6, where the tests hold it to 1e-12.
 """
 from __future__ import annotations
 
@@ -32,28 +37,39 @@ import torch
 _Y_INT = (65481, 128553, 24966)
 
 
-def _luma_torch(x: torch.Tensor, y_channel: bool, as_gray, round_y: bool = True) -> torch.Tensor:
-    """Float RGB in [0, 1] (N, C, H, W) -> the 8-bit channels measured, as float64.
+def quantize8(x: torch.Tensor) -> torch.Tensor:
+    """Float RGB in [0, 1] -> uint8 (clamped, ``round(255 x)``); a uint8 tensor is returned as is.
 
-    Integer arithmetic makes the rounding exact (MATLAB rounds half away from zero):
-    Y = round(16 + S / 255000), gray = round(S / 219000), S = 65481 R + 128553 G + 24966 B.
-    ``round_y=False`` keeps Y unrounded (BasicSR-style Python evaluation).
+    This is the protocol's 8-bit quantisation of an upscaler's output, done once, so that the
+    metrics (and a batch of them) work on 8-bit tensors; ``round`` is torch's, as before.
     """
-    x8 = x.detach().clamp(0, 1).mul(255).round_().to(torch.int32)
+    if x.dtype == torch.uint8:
+        return x
+    return x.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8)  # clamp's output is fresh
+
+
+def _luma_torch(x: torch.Tensor, y_channel: bool, as_gray, round_y: bool = True) -> torch.Tensor:
+    """8-bit RGB (N, C, H, W), uint8 or float in [0, 1] -> the 8-bit channels measured, as float64.
+
+    With S = 65481 R + 128553 G + 24966 B (an integer, exact in float64): Y = floor(16.5 +
+    S / 255000) and gray = floor(0.5 + S / 219000), MATLAB's rounding half away from zero, written
+    as ``floor((S + c) / d)`` of one correctly rounded division, which is exact: the quotient of
+    two integers below 2^53 is at least 1/d away from the next integer, far more than its rounding
+    error. ``round_y=False`` keeps Y unrounded (BasicSR-style Python evaluation).
+    """
+    x8 = quantize8(x)
     if x8.shape[1] == 1 or not y_channel:
         return x8.to(torch.float64)
-    w = torch.tensor(_Y_INT, dtype=torch.int32, device=x.device).view(1, 3, 1, 1)
-    lin = (x8 * w).sum(dim=1, keepdim=True, dtype=torch.int32)
-    if not round_y:
-        lin = lin.to(torch.float64)
-        y = 16.0 + lin / 255000
-    else:
-        y = torch.div(lin + (16 * 255000 + 127500), 255000, rounding_mode="floor")
+    lin = x8[:, 0:1].to(torch.float64).mul_(_Y_INT[0])
+    lin.add_(x8[:, 1:2], alpha=_Y_INT[1]).add_(x8[:, 2:3], alpha=_Y_INT[2])
+    gray = None
     if as_gray is not None and as_gray is not False:
-        gray = torch.div(lin + 109500, 219000, rounding_mode="floor") if round_y else lin / 219000
+        gray = (lin + 109500).div_(219000).floor_() if round_y else lin / 219000
+    y = lin.add_(16 * 255000 + 127500).div_(255000).floor_() if round_y else 16.0 + lin / 255000
+    if gray is not None:
         sel = torch.as_tensor(as_gray, device=x.device).view(-1, 1, 1, 1)
         y = torch.where(sel, gray, y)
-    return y.to(torch.float64)
+    return y
 
 
 def _prepare_torch(x: torch.Tensor, crop_border: int, y_channel: bool, as_gray,
@@ -118,18 +134,31 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     maps[0], maps[1] = a, b
     torch.mul(a, a, out=maps[2]).addcmul_(b, b)
     torch.mul(a, b, out=maps[3])
-    mu_a, mu_b, e_sq, e_ab = _filter_valid(maps)
+    mu_a, mu_b, e_sq, e_ab = _filter_valid(maps)  # four fresh maps: the rest works in place
     mu_ab = mu_a * mu_b
-    mu_sq = mu_a.pow_(2).add_(mu_b.pow_(2))
-    num = (2 * mu_ab + c1) * (2 * (e_ab - mu_ab) + c2)
-    den = (mu_sq + c1) * (e_sq - mu_sq + c2)
+    mu_sq = mu_a.mul_(mu_a).addcmul_(mu_b, mu_b)
+    num = e_ab.sub_(mu_ab).mul_(2).add_(c2).mul_(mu_ab.mul_(2).add_(c1))  # (2 mu_ab + c1)(2 cov + c2)
+    den = e_sq.sub_(mu_sq).add_(c2).mul_(mu_sq.add_(c1))  # (mu_a^2 + mu_b^2 + c1)(var_a + var_b + c2)
     return num.div_(den)
 
 
+#: SSIM is computed in bands of rows of about this many input pixels (all images of the batch
+#: together), so that the four maps and the filter's temporaries stay in the CPU's cache; measured
+#: on the 2-core EPYC: 2x faster than whole images for Urban100 (and batches no longer slow it down).
+TILE_PIXELS = 1 << 16
+
+
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM per image of float64 (N, C, H, W) in [0, 255], over bands of rows."""
     if min(a.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(a.shape[-2:])}")
-    return ssim_map(a, b).flatten(1).mean(dim=1)
+    n, c, h, w = a.shape
+    rows = max(1, TILE_PIXELS // (n * c * w))
+    total = torch.zeros(n, dtype=torch.float64, device=a.device)
+    for r in range(0, h - 10, rows):
+        e = min(r + rows, h - 10) + 10
+        total += ssim_map(a[..., r:e, :], b[..., r:e, :]).sum(dim=(1, 2, 3))
+    return total / (c * (h - 10) * (w - 10))
 
 
 def ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,

@@ -120,3 +120,38 @@ def test_cli_models_lists_classical_methods_and_models_in_one_registry(capsys):
     assert {n for n, k in kinds.items() if k == "classical"} == {"bicubic", "bilinear", "nearest", "ne", "sc"}
     assert kinds["awsrn-s"] == kinds["pan"] == "model" and "x2,x3,x4,x8" in next(
         ln for ln in lines if ln.startswith("awsrn "))
+
+
+def test_batched_metrics_equal_one_image_at_a_time(tmp_path, monkeypatch):
+    """evaluate_set measures equal-size images in batches: the same numbers as one at a time
+    (PSNR bit for bit, SSIM to float64 rounding), and as the numpy metrics image by image."""
+    import numpy as np
+
+    import srlib.evaluate as ev
+    from srlib.data import save_image
+    from srlib.data.datasets import BenchmarkSet
+    from srlib.metrics import psnr, ssim
+
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:48, 0:36]
+    for i, (h, w) in enumerate([(48, 36), (48, 36), (36, 48), (48, 36), (40, 40)]):
+        base = 128 + 80 * np.sin(x[:h, :w] / (2 + i)) * np.cos(y[:h, :w] / 3) if (h, w) == (48, 36) else \
+            rng.integers(0, 256, (h, w))
+        img = np.clip(np.stack([base, base.T[:h, :w] if h == w else base, base[::-1]], 2)
+                      + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+        save_image(img[..., 0] if i == 3 else img, tmp_path / "Tiny" / "HR" / f"im{i}.png")  # im3 is gray
+    bench = BenchmarkSet("Tiny", 3, root=tmp_path)
+    model = build_upscaler("bicubic", 3)
+    for rule in ("rgb", "y"):
+        batched = ev.evaluate_set(model, bench, rule, progress=False)
+        monkeypatch.setattr(ev, "PENDING_PIXELS", 1)  # measure every image on its own
+        single = ev.evaluate_set(model, bench, rule, progress=False)
+        monkeypatch.undo()
+        assert [r["image"] for r in batched] == [f"im{i}" for i in range(5)]
+        for b, s, item in zip(batched, single, bench):
+            assert b["psnr"] == s["psnr"] and abs(b["ssim"] - s["ssim"]) < 1e-12
+            sr = (model(ev.to_tensor(item.lr))[0].permute(1, 2, 0) * 255).round().byte().numpy()
+            gray = rule == "y" and item.gray
+            assert b["psnr"] == psnr(sr, item.hr, 3, as_gray=gray)
+            assert abs(b["ssim"] - ssim(sr, item.hr, 3, as_gray=gray)) < 1e-12
+    assert bench[3].gray and not bench[0].gray

@@ -107,3 +107,65 @@ def test_float_y_keeps_the_fraction():
     sr = np.full((16, 16, 3), 10, np.uint8)
     # unrounded: Y differs by 219 * 10 / 255 = 8.588...
     assert psnr(sr, hr, 2, round_y=False) == pytest.approx(10 * math.log10(255**2 / (2190 / 255) ** 2), abs=1e-9)
+
+
+# ------------------------------------------------------------------ the fast paths (issue 10)
+
+def _noisy(img, rng, k):
+    return np.clip(img.astype(int) + rng.integers(-k, k + 1, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_y_is_matlab_rounding_in_integers():
+    # every (R, G) pair for a few B: Y = floor((S + 16*255000 + 127500) / 255000) exactly, with
+    # S = 65481 R + 128553 G + 24966 B; likewise the gray rule with 219000
+    from srlib.metrics import _luma_torch
+
+    r, g = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    for b in (0, 77, 255):
+        rgb = np.stack([r, g, np.full_like(r, b)], 2).astype(np.uint8)
+        s = rgb.astype(np.int64) @ np.array([65481, 128553, 24966])
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+        y = _luma_torch(x, True, False)[0, 0].numpy()
+        assert np.array_equal(y, (s + 16 * 255000 + 127500) // 255000)
+        gray = _luma_torch(x, True, True)[0, 0].numpy()
+        assert np.array_equal(gray, (s + 109500) // 219000)
+    # a tie: (22, 206, 0) gives S = 27922500, Y = 16 + 109.5 exactly: MATLAB rounds up (126),
+    # round-half-to-even would give 125
+    assert 22 * 65481 + 206 * 128553 == 27922500 == 109.5 * 255000
+    x = torch.tensor([22, 206, 0], dtype=torch.uint8).view(1, 3, 1, 1)
+    assert _luma_torch(x, True, False).item() == 126
+
+
+def test_uint8_input_equals_float_input(textured, rng):
+    sr = _noisy(textured, rng, 20)
+    f = lambda a: to_tensor(a)
+    u = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]
+    for round_y in (True, False):
+        pf, sf = psnr_torch(f(sr), f(textured), 3, round_y=round_y), ssim_torch(f(sr), f(textured), 3, round_y=round_y)
+        pu, su = psnr_torch(u(sr), u(textured), 3, round_y=round_y), ssim_torch(u(sr), u(textured), 3, round_y=round_y)
+        assert torch.equal(pf, pu) and torch.equal(sf, su)
+
+
+def test_ssim_tiles_do_not_change_the_value(textured, rng, monkeypatch):
+    import srlib.metrics as m
+
+    sr = torch.cat([to_tensor(_noisy(textured, rng, k)) for k in (5, 30)])
+    hr = to_tensor(textured).expand(2, -1, -1, -1)
+    a, b = m._prepare_torch(sr, 2, True, False), m._prepare_torch(hr, 2, True, False)
+    whole = m.ssim_map(a, b).flatten(1).mean(dim=1)  # one map, no tiles
+    for tile in (1, 300, 1 << 30):  # one output row per tile ... one tile
+        monkeypatch.setattr(m, "TILE_PIXELS", tile)
+        assert (m._ssim(a, b) - whole).abs().max() < 1e-12
+
+
+def test_batched_metrics_equal_one_at_a_time(textured, rng):
+    from srlib.metrics import psnr_ssim_torch
+
+    imgs = [_noisy(textured, rng, k) for k in (3, 12, 40, 90)]
+    sr = torch.cat([torch.from_numpy(i).permute(2, 0, 1)[None] for i in imgs])
+    hr = torch.from_numpy(textured).permute(2, 0, 1)[None].expand(4, -1, -1, -1)
+    gray = [False, True, False, True]
+    p, s = psnr_ssim_torch(sr, hr, 4, as_gray=gray)
+    for i, img in enumerate(imgs):
+        assert p[i].item() == psnr(img, textured, 4, as_gray=gray[i])  # bit for bit
+        assert abs(s[i].item() - ssim(img, textured, 4, as_gray=gray[i])) < 1e-12

@@ -124,3 +124,24 @@ def test_banded_shrink_equals_the_dense_product(shape, scale):
     h, w = shape[-2:]
     dense = resize_weights(h, _output_size(h, scale), scale) @ x @ resize_weights(w, _output_size(w, scale), scale).T
     assert (imresize(x, scale) - dense).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("shape,scale", [((1, 3, 160, 107), 3), ((2, 1, 120, 180), 4), ((1, 3, 240, 61), 2),
+                                          ((1, 3, 150, 150), 2.3)])
+def test_banded_enlarge_equals_the_dense_product(shape, scale):
+    from srlib.data.resize import _banded_pays, _output_size
+
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    h, w = shape[-2:]
+    oh, ow = _output_size(h, scale), _output_size(w, scale)
+    assert _banded_pays(h, oh, float(scale), "bicubic", True)  # the banded path is what runs
+    dense = resize_weights(h, oh, scale) @ x @ resize_weights(w, ow, scale).T
+    out = imresize(x, scale)
+    assert out.is_contiguous() and (out - dense).abs().max() < 1e-10
+
+
+def test_uint8_and_quantized_outputs_are_contiguous(textured):
+    out = imresize(textured, 1 / 2)
+    assert out.flags.c_contiguous and out.shape == (30, 26, 3)
+    q = imresize_quantized(torch.from_numpy(textured).permute(2, 0, 1)[None].float() / 255, 3)
+    assert q.is_contiguous() and q.dtype == torch.float32 and q.shape == (1, 3, 180, 156)
