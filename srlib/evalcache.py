@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data.catalog import display_name
+from .data.catalog import display_name, portable_path
 from .data.fingerprint import dataset_fingerprint, file_sha256
 from .evaluate import GRAY_RULES, evaluate
 from .fileio import atomic_write_text, write_json
@@ -247,6 +247,11 @@ def _write_part(csv: Path, df: pd.DataFrame, key: dict, meta: dict) -> pd.DataFr
 
 # ------------------------------------------------------------------ the entry point
 
+def _portable(path) -> str | None:
+    """A checkpoint as results may share it (``$SRLIB_WEIGHTS_DIR/...``, ``results/...``), or None."""
+    return None if path is None else portable_path(path)
+
+
 def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int] | int, *, profile: str,
                     checkpoint=None, module: nn.Module | None = None, name: str | None = None,
                     key: str | int | None = None, max_images: int | None = None, gray_rule: str = "rgb",
@@ -320,7 +325,7 @@ def evaluate_cached(method, datasets: Iterable[str] | str, scales: Iterable[int]
                         "data_source": fresh.attrs["data_source"], "eval_seconds": round(wall, 3),
                         "threads": torch.get_num_threads(),
                         "provenance": provenance(profile, data_source=fresh.attrs["data_source"], device=device,
-                                                 checkpoint=str(spec._checkpoint(s)) if spec.kind == "model"
+                                                 checkpoint=_portable(spec._checkpoint(s)) if spec.kind == "model"
                                                  else None)}
                 df = _write_part(csv, fresh, k, meta)
                 status[f"{display_name(ds)} x{s}"] = "computed"

@@ -78,6 +78,9 @@ def test_exported_runs_imported_elsewhere_give_the_table_without_training(projec
             assert hashlib.sha256(tar.extractfile(name).read()).hexdigest() == manifest["files"][name]["sha256"]
     assert names[0] == "manifest.json" and sorted(names[1:]) == sorted(manifest["files"])
     assert all(n.startswith("runs/travel/") for n in names[1:]) and not any(str(tmp_path) in n for n in names)
+    with tarfile.open(archive) as tar:  # no machine path inside the files either (run.json, evaluation sidecars)
+        texts = {n: tar.extractfile(n).read().decode() for n in names if n.endswith((".json", ".csv"))}
+    assert [n for n, t in texts.items() if str(tmp_path) in t] == []
     for run in manifest["runs"]:  # everything a run is: run.json, both checkpoints, log, evaluations
         files = {n[len(run["dir"]) + 1:] for n in names if n.startswith(run["dir"] + "/")}
         assert {"run.json", "checkpoints/best.pt", "checkpoints/last.pt", "log.csv"} <= files
