@@ -64,3 +64,34 @@ def textured(rng) -> np.ndarray:
     base = 128 + 60 * np.sin(x / 3.0) * np.cos(y / 5.0) + 40 * ((x // 8 + y // 8) % 2)
     img = np.stack([base, base[::-1], base[:, ::-1]], axis=2) + rng.normal(0, 8, (60, 52, 3))
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def project(data_dir, tmp_path, monkeypatch):
+    """``use(name)``: point SRLIB_PROJECT_DIR at a fresh scratch project ``tmp_path/name`` (studies'
+    runs land there, not in the checkout); ``p1`` is in use from the start."""
+
+    def use(name: str = "p1") -> Path:
+        d = tmp_path / name
+        (d / "notebooks").mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv("SRLIB_PROJECT_DIR", str(d))
+        return d
+
+    use("p1")
+    return use
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """The run folders ``Trainer.fit`` was called for (a spy on training: ``[]`` = nothing trained)."""
+    from srlib.train import Trainer
+
+    calls = []
+    orig = Trainer.fit
+
+    def spy(self, *a, **k):
+        calls.append(self.out_dir.name)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    return calls

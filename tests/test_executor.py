@@ -20,7 +20,6 @@ from srlib.studies import Arm, Study, register_study
 from srlib.studies.core import ArmJob
 from srlib.studies.executors import (FuturesExecutor, ProcessExecutor, SubmititExecutor, make_executor,
                                      parse_option)
-from srlib.train import Trainer
 
 submitit = pytest.importorskip("submitit")
 
@@ -34,31 +33,6 @@ def arm(name="a", **train) -> Arm:
 
 def study(*arms) -> Study:
     return Study("tiny", "smoke", list(arms) or [arm()], max_images=1)
-
-
-@pytest.fixture
-def project(data_dir, tmp_path, monkeypatch):
-    def use(name: str):
-        d = tmp_path / name
-        (d / "notebooks").mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv("SRLIB_PROJECT_DIR", str(d))
-        return d
-
-    use("p1")
-    return use
-
-
-@pytest.fixture
-def fits(monkeypatch):
-    calls = []
-    orig = Trainer.fit
-
-    def spy(self, *a, **k):
-        calls.append(self.out_dir.name)
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "fit", spy)
-    return calls
 
 
 def weights(run_dir) -> dict:

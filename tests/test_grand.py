@@ -13,7 +13,6 @@ import pytest
 from srlib.evaluate import read_table
 from srlib.models import build_model
 from srlib.studies import Arm, Study, grand, registry, stats
-from srlib.train import Trainer
 
 TINY = dict(n_feats=8, n_mapping=1)
 
@@ -33,19 +32,6 @@ def tiny(data_dir, tmp_path, monkeypatch):
                         lambda p: Study("grand-tiny", p, _tiny_arms(), baseline="a", max_images=1))
     Study("grand-tiny", "smoke", _tiny_arms()[:1], max_images=1).run(threads=1, progress=False)
     return tmp_path
-
-
-@pytest.fixture
-def fits(monkeypatch):
-    calls = []
-    orig = Trainer.fit
-
-    def spy(self, *a, **k):
-        calls.append(self.out_dir.name)
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "fit", spy)
-    return calls
 
 
 def test_the_table_reads_the_finished_arm_and_reports_the_missing_one_without_training(tiny, fits, monkeypatch):

@@ -32,34 +32,6 @@ def study(*arms, name="tiny", baseline="a", **kw) -> Study:
                  max_images=1, **kw)
 
 
-@pytest.fixture
-def project(data_dir, tmp_path, monkeypatch):
-    """``use(name)``: point SRLIB_PROJECT_DIR at a fresh scratch project ``tmp_path/name``."""
-
-    def use(name: str = "p1"):
-        d = tmp_path / name
-        (d / "notebooks").mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv("SRLIB_PROJECT_DIR", str(d))
-        return d
-
-    use("p1")
-    return use
-
-
-@pytest.fixture
-def fits(monkeypatch):
-    """Count Trainer.fit calls (a spy on training)."""
-    calls = []
-    orig = Trainer.fit
-
-    def spy(self, *a, **k):
-        calls.append(self.out_dir.name)
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "fit", spy)
-    return calls
-
-
 def weights(run_dir) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
 

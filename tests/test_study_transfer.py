@@ -16,7 +16,6 @@ from PIL import Image
 from srlib.cli import main
 from srlib.studies import Arm, RunRef, Study, register_study
 from srlib.studies.transfer import TransferError, export_study, import_runs, read_manifest
-from srlib.train import Trainer
 
 TINY = dict(n_feats=8, n_mapping=1)
 VOLATILE = ["train_seconds"]
@@ -29,31 +28,6 @@ def arm(name="a", **kw) -> Arm:
 
 def study(*arms, name="travel") -> Study:
     return Study(name, "smoke", list(arms) or [arm("a"), arm("b", train={"lr": 3e-3})], max_images=1)
-
-
-@pytest.fixture
-def project(data_dir, tmp_path, monkeypatch):
-    def use(name: str):
-        d = tmp_path / name
-        (d / "notebooks").mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv("SRLIB_PROJECT_DIR", str(d))
-        return d
-
-    use("box")
-    return use
-
-
-@pytest.fixture
-def fits(monkeypatch):
-    calls = []
-    orig = Trainer.fit
-
-    def spy(self, *a, **k):
-        calls.append(self.out_dir.name)
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "fit", spy)
-    return calls
 
 
 def tree(root) -> dict:

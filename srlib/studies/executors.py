@@ -50,9 +50,13 @@ def visible_gpus() -> list[str]:
     return ids or [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _failed(job, exc: BaseException) -> dict:
-    """A job whose process died (killed, out of memory) or whose cluster job failed."""
-    return {job.label: f"worker process failed: {type(exc).__name__}: {exc}"}
+def _outcome(job, handle) -> dict:
+    """A finished job's failures: its result, or the job as failed where its process died (killed,
+    out of memory) or its cluster job failed."""
+    try:
+        return handle.result()
+    except Exception as exc:
+        return {job.label: f"worker process failed: {type(exc).__name__}: {exc}"}
 
 
 class ProcessExecutor:
@@ -82,10 +86,7 @@ class ProcessExecutor:
                 for fut in done:
                     job, slot = pending.pop(fut)
                     free.append(slot)
-                    try:
-                        failures.update(fut.result())
-                    except Exception as exc:
-                        failures.update(_failed(job, exc))
+                    failures.update(_outcome(job, fut))
         return failures
 
     def __repr__(self) -> str:
@@ -112,10 +113,7 @@ class FuturesExecutor:
     def run(self, jobs: list) -> dict:
         failures = {}
         for job, handle in zip(jobs, self._submit_all(jobs)):
-            try:
-                failures.update(handle.result())
-            except Exception as exc:
-                failures.update(_failed(job, exc))
+            failures.update(_outcome(job, handle))
         return failures
 
     def __repr__(self) -> str:
