@@ -204,6 +204,7 @@ def test_cli_export_import_and_upscale_with_a_run(project, tmp_path, capsys):
     def _tiny(profile):
         return Study("test-travel", profile, [arm("a")], max_images=1)
 
+    project("box")
     img = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(img)
     assert main(["upscale", str(img), str(tmp_path / "out.png"), "--run", "test-travel/a", "--profile", "smoke"]) == 2
