@@ -44,7 +44,8 @@ def read_ledger(path: str | Path) -> dict:
         lines = []
     for raw in lines:
         rec = json.loads(raw)
-        studies.append(rec["study"]) if rec["study"] not in studies else None
+        if rec["study"] not in studies:
+            studies.append(rec["study"])
         for kind in ("reused", "trained", "unfinished"):
             for label in rec[kind]:
                 seen.setdefault((rec["study"], label), kind)
