@@ -162,6 +162,24 @@ def test_shapes_and_batches(name, ne, sc):
     assert torch.allclose(out[1:], model(x[1:]), atol=1e-5)  # images are independent
 
 
+def test_faiss_search_finds_scikit_learns_neighbours(ne):
+    """The default exact search (faiss, float32) against scikit-learn's brute force (float64): the
+    same K nearest pool rows for every query but near ties, and the same distances."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(0)
+    low = ne.arrays["low"]
+    q = low[rng.choice(len(low), 300, replace=False)] + 0.05 * torch.randn(300, low.shape[1], generator=torch.Generator().manual_seed(0))
+    got = ne.neighbours(q)
+    dist, want = NearestNeighbors(n_neighbors=ne.settings["k"]).fit(low.double().numpy()).kneighbors(q.double().numpy())
+    same = (got.numpy() == want).all(axis=1)
+    assert same.mean() > 0.98, same.mean()
+    got_d = (q.double()[:, None] - low.double()[got]).norm(dim=-1).numpy()
+    np.testing.assert_allclose(got_d, dist, rtol=1e-4, atol=1e-5)  # any swap is a tie
+    with pytest.raises(ValueError, match="search="):
+        NeighborEmbedding(3, profile="smoke", search="annoy", progress=False).fit(TRAIN[:1], "synthetic")
+
+
 @pytest.mark.parametrize("cls", [NeighborEmbedding, SparseCoding])
 def test_determinism_with_a_seed(cls, tmp_path):
     kw = dict(profile="smoke", progress=False, pairs=800)

@@ -10,16 +10,19 @@ re-implementation of Timofte et al., ICCV 2013, whose numbers the project compar
    residual form; Chang et al. add back the LR patch mean, which the residual does per pixel).
    The features are reduced by PCA keeping 99.9 % of their energy (Zeyde et al. 2010,
    as Timofte et al. do), fitted with scikit-learn.
-2. For each test patch, the K nearest training features (Euclidean, exact, scikit-learn
-   ``NearestNeighbors``: with more than 15 dimensions it searches by brute force, in chunked
-   matrix products, on float64 arrays) -- the dictionary is the set of training pairs itself, as
-   in Chang et al. The search is ~95 % of the method's time (cProfile, Urban100 x2, 163 200
-   queries against the 50 000-pair ``quick`` pool in 34 PCA dimensions). Measured against it on
-   those queries (1 thread, same run): a torch ``addmm`` + ``topk`` or threshold search 0.8-1.3x,
-   faiss ``IndexFlatL2`` 1.6x, k-d tree 0.17x, ball tree 0.03x; the best exact pruning we found
-   (k-means cells with ball and bisector bounds) must still visit 30-40 % of the pool, and an
-   inverted-file search that visits 19 % finds the exact 5 neighbours for only 99 % of patches.
-   Every exact search here is bound by the 8e9 distance pairs an image needs; see
+2. For each test patch, the K nearest training features (Euclidean, exact): the dictionary is
+   the set of training pairs itself, as in Chang et al. The search is ~95 % of the method's time
+   with scikit-learn (cProfile, Urban100 x2, 163 200 queries against the 50 000-pair ``quick``
+   pool in 34 PCA dimensions; every exact search is bound by the 8e9 distance pairs an image
+   needs). It runs in faiss's exact ``IndexFlatL2`` (float32 distances by one matrix product and
+   a heap per query): on Set5 + Set14 x2 the whole method took 64.4 s with it against 111.2 s
+   with scikit-learn's brute-force ``NearestNeighbors`` on float64 (1.73x, 2 threads, one run),
+   with the same PSNR to 1e-5 dB (float32 distances can swap two near-tied neighbours).
+   ``search="sklearn"`` keeps the scikit-learn search (the tests check the two agree). Measured
+   against scikit-learn on the same queries (1 thread): a torch ``addmm`` + ``topk`` 0.8-1.3x,
+   k-d tree 0.17x, ball tree 0.03x; the best exact pruning we found (k-means cells with ball and
+   bisector bounds) must still visit 30-40 % of the pool, and an inverted-file search that
+   visits 19 % finds the exact 5 neighbours for only 99 % of patches; see
    ``benchmarks/bench_classical_speed.py``.
 3. Locally-linear-embedding weights (Roweis & Saul 2000; Chang et al. Eq. 2-4): minimise
    ``||x - sum_k w_k n_k||^2`` subject to ``sum_k w_k = 1``: solve ``G w = 1`` with the local Gram
@@ -53,7 +56,7 @@ class NeighborEmbedding(PatchUpscaler):
     """NE+LLE super-resolution (Chang et al. 2004) on Y; see the module docstring."""
 
     method = "ne"
-    defaults = dict(pairs=50_000, k=5, energy=0.999, chunk=20_000)
+    defaults = dict(pairs=50_000, k=5, energy=0.999, chunk=20_000, search="faiss")
     learn_keys = ("pairs", "energy")
 
     def learn(self, feats, hr, mid) -> dict:
@@ -65,11 +68,35 @@ class NeighborEmbedding(PatchUpscaler):
                 "low": torch.from_numpy(low).float(), "high": (hr - mid).float()}
 
     def _prepare(self) -> None:
-        from sklearn.neighbors import NearestNeighbors
+        low = self.arrays["low"]
+        if self.settings["search"] == "faiss":
+            try:
+                import faiss
+            except ImportError as e:
+                raise ImportError("NeighborEmbedding: search='faiss' needs faiss (pip install faiss-cpu); "
+                                  "search='sklearn' uses scikit-learn instead (1.7x slower)") from e
+            self._index = faiss.IndexFlatL2(low.shape[1])
+            self._index.add(np.ascontiguousarray(low.numpy(), dtype=np.float32))
+        elif self.settings["search"] == "sklearn":
+            from sklearn.neighbors import NearestNeighbors
 
-        # float64 arrays: scikit-learn's float32 search upcasts each chunk to float64 anyway; handing
-        # it float64 skips those copies (the same neighbours, ~15 % less search time, measured)
-        self._nn = NearestNeighbors(n_neighbors=self.settings["k"]).fit(self.arrays["low"].double().numpy())
+            # float64 arrays: scikit-learn's float32 search upcasts each chunk to float64 anyway;
+            # handing it float64 skips those copies (the same neighbours, ~15 % less time, measured)
+            self._index = NearestNeighbors(n_neighbors=self.settings["k"]).fit(low.double().numpy())
+        else:
+            raise ValueError(f"NeighborEmbedding: search={self.settings['search']!r}; choose 'faiss' or 'sklearn'")
+
+    def neighbours(self, q: torch.Tensor) -> torch.Tensor:
+        """Indices (P, K) of the K nearest pool features of each query row (exact, Euclidean)."""
+        k = self.settings["k"]
+        if self.settings["search"] == "sklearn":
+            idx = self._index.kneighbors(q.double().numpy(), k, return_distance=False)
+        else:
+            import faiss
+
+            faiss.omp_set_num_threads(torch.get_num_threads())  # one thread per job under --jobs
+            _, idx = self._index.search(np.ascontiguousarray(q.numpy(), dtype=np.float32), k)
+        return torch.from_numpy(idx.astype(np.int64))
 
     def project(self, feats: torch.Tensor) -> torch.Tensor:
         a = self.arrays
@@ -77,11 +104,11 @@ class NeighborEmbedding(PatchUpscaler):
 
     def reconstruct(self, lr_y, mid):
         feats, mid_p, index = self.patches(mid)
-        low, high, k = self.arrays["low"], self.arrays["high"], self.settings["k"]
+        low, high = self.arrays["low"], self.arrays["high"]
         out = torch.empty_like(mid_p, dtype=torch.float32)
         for i in range(0, feats.shape[0], self.settings["chunk"]):
             q = self.project(feats[i:i + self.settings["chunk"]])
-            idx = torch.from_numpy(self._nn.kneighbors(q.double().numpy(), k, return_distance=False).astype(np.int64))
+            idx = self.neighbours(q)
             w = lle_weights(q.double(), low[idx].double())
             out[i:i + q.shape[0]] = (w[:, :, None] * high[idx].double()).sum(1).float()
         return self.assemble(out.double() + mid_p, index, mid)
