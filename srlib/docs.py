@@ -76,8 +76,11 @@ def time_sentence(history: list[dict], profile: str) -> str:
         return f"`{profile}`: not measured here"
     first = next((r for r in reversed(history) if r.get("runs_trained")), None)
     rerun = next((r for r in reversed(history) if r.get("runs_trained") == 0 and r.get("runs_reused")), None)
-    if first is None and rerun is None:  # a notebook without training runs
-        last = history[-1]
+    if first is None and rerun is None:  # a notebook without training runs: the spread of its recent runs
+        last, recent = history[-1], history[-5:]
+        lo, hi = min(recent, key=lambda r: r["seconds"]), max(recent, key=lambda r: r["seconds"])
+        if hi["seconds"] > 1.2 * lo["seconds"]:  # e.g. a first run filling the evaluation cache
+            return f"`{profile}`: {_minutes(lo)} to {_minutes(hi)} over its last {len(recent)} runs ({_where(last)})"
         return f"`{profile}`: {_minutes(last)} ({_where(last)})"
     parts = []
     if first is not None:
@@ -87,9 +90,32 @@ def time_sentence(history: list[dict], profile: str) -> str:
     return f"`{profile}`: " + "; ".join(parts)
 
 
+def _gpu_check() -> tuple[object, bool]:
+    """The step rates the GPU estimates use: ``results/gpu_check.json`` where ``make gpu-check`` ran
+    (True), else the profile's assumed rate (False)."""
+    from .gpucheck import assumed_check
+
+    measured = project_root() / "results" / "gpu_check.json"
+    return (measured, True) if measured.is_file() else (assumed_check(), False)
+
+
+def estimate_sentence(nb_name: str, profile: str) -> str:
+    """A GPU profile's line: not measured on this machine, estimated from the GPU step rate."""
+    from .gpucheck import estimate_minutes
+
+    check, measured = _gpu_check()
+    part = estimate_minutes(check, profile)["parts"].get(nb_name[:2])
+    if part is None:
+        return f"`{profile}`: not measured here"
+    rate = "the step rate `make gpu-check` measured" if measured else "an assumed GPU step rate (no `make gpu-check` yet)"
+    m = part["minutes"]
+    span = f"{m:.0f} min" if m < 120 else f"{m / 60:.0f} h" if m < 48 * 60 else f"{m / 1440:.0f} days"
+    return f"`{profile}`: not measured here; about {span} on one GPU, estimated from {rate} (README)"
+
+
 def notebook_time_block(nb_name: str, profiles=TIMES_PROFILES) -> str:
     lines = [f"- {time_sentence(_load_times(p).get(nb_name, []), p)}" for p in profiles]
-    lines.append("- `full`: not measured here (the papers' settings, meant for a GPU box; see the README)")
+    lines += [f"- {estimate_sentence(nb_name, p)}" for p in ("gpu", "full")]
     return "**How long this notebook takes** (measured by `make reproduce`, written here by `make docs`):\n\n" + "\n".join(lines)
 
 
@@ -210,11 +236,10 @@ def gpu_estimates() -> str:
     """Minutes per notebook of the ``gpu`` and ``full`` profiles on one GPU: from
     ``results/gpu_check.json`` where ``make gpu-check`` ran, else from the assumed step rate
     (:func:`srlib.gpucheck.assumed_check`), and the text says which."""
-    from .gpucheck import assumed_check, estimate_minutes, format_estimate
+    from .gpucheck import estimate_minutes, format_estimate
 
-    measured = project_root() / "results" / "gpu_check.json"
-    check = measured if measured.is_file() else assumed_check()
-    basis = ("measured by `make gpu-check` (`results/gpu_check.json`)" if measured.is_file() else
+    check, measured = _gpu_check()
+    basis = ("measured by `make gpu-check` (`results/gpu_check.json`)" if measured else
              "**assumed, not measured** (no `make gpu-check` has run on this checkout); run it on your box")
     lines = [f"Step rates {basis}."]
     for name in ("gpu", "full"):

@@ -28,6 +28,8 @@ def test_time_sentence_names_first_run_and_rerun():
     assert docs.time_sentence([], "smoke") == "`smoke`: not measured here"
     plain = {"seconds": 95.0, "runs_trained": 0, "runs_reused": 0, "device": "cpu", "commit": "x", "created": "y"}
     assert docs.time_sentence([plain], "quick").startswith("`quick`: 1.6 min (cpu")
+    cached = {**plain, "seconds": 15.0}
+    assert docs.time_sentence([plain, cached], "quick").startswith("`quick`: 15 s to 1.6 min over its last 2 runs (cpu")
 
 
 def test_stamp_notebooks_writes_the_measured_time(scratch_project):
@@ -40,6 +42,12 @@ def test_stamp_notebooks_writes_the_measured_time(scratch_project):
     assert docs.stamp_notebooks() == [project / "notebooks" / "03_x.ipynb"]
     src = nbformat.read(project / "notebooks" / "03_x.ipynb", as_version=4).cells[0].source
     assert "- `quick`: 10.0 min when it trains (4 runs;" in src and "- `smoke`: not measured here" in src
+    # the GPU profiles: an estimate per notebook from the assumed step rate, said to be one
+    from srlib.gpucheck import assumed_check, estimate_minutes
+
+    want = estimate_minutes(assumed_check(), "gpu")["parts"]["03"]["minutes"]
+    assert f"- `gpu`: not measured here; about {want:.0f} min on one GPU, estimated from an assumed" in src
+    assert "- `full`: not measured here; about" in src
     assert src.startswith("# 03 title") and src.endswith("more")
     assert docs.stamp_notebooks() == []  # nothing new: nothing rewritten
 
