@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 BENCHMARKS = ("Set5", "Set14", "B100", "Urban100")
 # seed 002 in quick: the slow patch-based methods (ne, sc) see the first images of Urban100 only
-# (NE + SC cost ~26 s per Urban100 image at x2 and x4 together; ten images put notebook 06 at
+# (NE + SC cost ~33 s per Urban100 image at x2 and x4 together, 06_seed002_timing; ten images put notebook 06 at
 # 22 min against its 15-minute share, measured fresh on an idle 2-core machine)
 URBAN100_QUICK = 5
 # notebook 03 in quick: fine-tuning steps of each of its 9 arms (7 arms, 2 seeds for two of them)
