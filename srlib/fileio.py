@@ -23,6 +23,8 @@ import contextlib
 import json
 import os
 import secrets
+import signal
+import threading
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -110,10 +112,43 @@ def write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+#: the signals a scheduler sends to stop or preempt a job (SLURM: USR1/USR2 as set, then TERM)
+DEFERRED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGUSR1", "SIGUSR2", "SIGTERM") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def deferred_signals(signals=DEFERRED_SIGNALS) -> Iterator[None]:
+    """Hold ``signals`` while the block runs, then deliver them to their own handlers.
+
+    A Python signal handler runs between bytecodes, also inside the file-writing callbacks of
+    ``torch.save``; an exception it raises there (submitit's preemption handler requeues the job
+    and exits) reaches torch's C++ writer, which reports ``unexpected pos`` instead, so the job
+    fails rather than being requeued. Holding the signal for the few milliseconds of a checkpoint
+    write lets the handler run after it, on a complete file. Only in the main thread (where
+    Python runs handlers); elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    # a handler not installed from Python (getsignal: None) cannot be put back: leave it alone
+    previous = {s: signal.getsignal(s) for s in signals if signal.getsignal(s) is not None}
+    for s in previous:
+        signal.signal(s, lambda n, _f: held.append(n))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)
+
+
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (read back with ``weights_only=True``)."""
+    """``torch.save(obj)`` to ``path`` atomically (read back with ``weights_only=True``), with
+    scheduler signals held until the file is in place (:func:`deferred_signals`)."""
     import torch
 
-    with atomic_open(path, "wb") as fh:
+    with deferred_signals(), atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
     return Path(path)

@@ -69,3 +69,39 @@ def test_move_into_place_moves_files_and_folders(tmp_path):
     (tmp_path / "staging").mkdir()
     (tmp_path / "staging" / "a.png").write_bytes(b"a")
     assert (move_into_place(tmp_path / "staging", tmp_path / "final") / "a.png").is_file()
+
+
+def test_a_preemption_signal_during_a_checkpoint_write_waits_for_the_file(tmp_path, monkeypatch):
+    """SIGUSR2 arriving inside torch.save (as SLURM preempts a job): the handler runs after the
+    file is in place, and an exception it raises (submitit exits to requeue) is its own, not
+    torch's ``unexpected pos``."""
+    import signal
+
+    import torch
+
+    from srlib.fileio import atomic_torch_save
+
+    class Preempted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Preempted(signum)
+
+    real_save = torch.save
+
+    def save_interrupted(obj, fh):
+        fh.write(b"")  # a Python callback inside the save, where a handler would run
+        signal.raise_signal(signal.SIGUSR2)
+        real_save(obj, fh)
+
+    old = signal.signal(signal.SIGUSR2, handler)
+    try:
+        monkeypatch.setattr(torch, "save", save_interrupted)
+        with pytest.raises(Preempted):
+            atomic_torch_save({"w": torch.arange(3)}, tmp_path / "last.pt")
+        assert signal.getsignal(signal.SIGUSR2) is handler  # put back
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.equal(torch.load(tmp_path / "last.pt", weights_only=True)["w"], torch.arange(3))
+    assert [f.name for f in tmp_path.iterdir()] == ["last.pt"]
