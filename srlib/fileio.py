@@ -132,7 +132,7 @@ def deferred_signals(signals=DEFERRED_SIGNALS) -> Iterator[None]:
         return
     held: list[int] = []
     # a handler not installed from Python (getsignal: None) cannot be put back: leave it alone
-    previous = {s: signal.getsignal(s) for s in signals if signal.getsignal(s) is not None}
+    previous = {s: h for s in signals if (h := signal.getsignal(s)) is not None}
     for s in previous:
         signal.signal(s, lambda n, _f: held.append(n))
     try:

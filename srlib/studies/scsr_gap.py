@@ -19,7 +19,7 @@ two differences from the authors' released code (Yang et al., TIP 2010) that cou
    scikit-learn's mini-batch learning (batch 256, coordinate descent), so each atom sees 4x fewer
    updates; ``smoke`` uses 128 atoms (a code-path check, not a measurement).
 
-In ``quick`` the two candidates are measured on Set5 only (:func:`large_datasets`), where the
+In ``quick`` the two candidates are measured on Set5 only (:func:`candidate_datasets`), where the
 cited gap is; ``ours`` and ``no BP`` cover Set5 and Set14 from notebook 06's cached evaluations.
 
 :func:`scsr_gap` evaluates every variant at x3 on Set5 and Set14 through the evaluation cache and
@@ -58,7 +58,7 @@ def _key(scale: int, settings: dict) -> str:
     return f"sc x{scale}, " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
 
 
-def large_datasets(profile, datasets) -> list:
+def candidate_datasets(profile, datasets) -> list:
     """Where the variants other than ``ours`` and ``no BP`` (both already evaluated by notebook 06)
     are evaluated: in ``quick`` the first set only (Set5, the cited gap; the large dictionary's
     FISTA costs 16x ours, about 10 CPU-minutes more for Set14), else all."""
@@ -71,7 +71,7 @@ def scsr_gap(profile, datasets=None, scale: int = 3, write: bool = True) -> pd.D
     Args:
         profile: the profile (sets the dictionaries' budgets, the image count, the results folder).
         datasets: default Set5 and Set14 where the profile evaluates them (:func:`seed002.small_sets`);
-            the large-dictionary variant sees :func:`large_datasets` of them.
+            the two candidates see :func:`candidate_datasets` of them.
         scale: x3, the scale of the cited ScSR rows.
         write: write ``results/<profile>/06_scsr_gap.{csv,md,tex}``.
 
@@ -87,7 +87,7 @@ def scsr_gap(profile, datasets=None, scale: int = 3, write: bool = True) -> pd.D
     for name, settings in variants(p).items():
         # ``ours`` and ``no BP`` share notebook 06's cached evaluations (classical_vs_cited, backprojection_ablation)
         module = SparseCoding(scale, profile=p.name, progress=False, **settings) if settings else None
-        sets = datasets if name in ("ours", "no BP") else large_datasets(p, datasets)
+        sets = datasets if name in ("ours", "no BP") else candidate_datasets(p, datasets)
         df = evaluate_cached("sc", sets, [scale], profile=p.name, module=module,
                              key=_key(scale, settings) if settings else None, name=name, max_images=p.eval_max_images)
         for r in summarize(df).itertuples():
