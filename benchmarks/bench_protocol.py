@@ -11,7 +11,8 @@ are decoded once before any timing; decoding them (PIL, what every method needs 
 separately as the floor: ``decode_s``.
 
 - srlib: :func:`srlib.evaluate.evaluate` of ``'bicubic'`` (its per-process LR cache cleared, so
-  the LR is made inside the timing as in a fresh run).
+  the LR is made inside the timing as in a fresh run), with its fused kernels (:mod:`srlib.kernels`)
+  and again with its torch code (``kernels.ENABLED = False``): the before and after of issue 10.
 - BasicSR (the ``basicsr`` package, a benchmark-only dependency): ``basicsr.utils.matlab_functions
   .imresize`` and ``basicsr.metrics.calculate_psnr/ssim(test_y_channel=True)``. Its package
   ``__init__`` does not import with torchvision >= 0.17 (``torchvision.transforms.functional_tensor``
@@ -42,6 +43,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 import srlib.data.datasets as _datasets
+from srlib import kernels
 from srlib.data.datasets import load_hr_images
 from srlib.evaluate import evaluate
 
@@ -179,9 +181,14 @@ def basicsr_table(images, fns, scales=SCALES):
 
 
 # ------------------------------------------------------------------ measure
-def _srlib_table(names, scales=SCALES, round_y=True):
+def _srlib_table(names, scales=SCALES, round_y=True, fused=True):
+    """srlib's bicubic table; ``fused=False`` runs its torch code instead of :mod:`srlib.kernels`."""
     _datasets._lr_from_file.cache_clear()  # a fresh run makes its LR images
-    df = evaluate("bicubic", names, scales, progress=False, round_y=round_y)
+    before, kernels.ENABLED = kernels.ENABLED, fused and kernels.ENABLED
+    try:
+        df = evaluate("bicubic", names, scales, progress=False, round_y=round_y)
+    finally:
+        kernels.ENABLED = before
     return {(r.dataset, r.scale, r.image): (r.psnr, r.ssim) for r in df.itertuples()}
 
 
@@ -232,13 +239,16 @@ def measure(datasets=("Set5", "Set14", "B100"), threads: int = 1, repeats: int =
     fns = basicsr_functions() if use_basicsr else (None, None, None, "not asked for")
     load0 = os.getloadavg()[0]
     images = _decode(names)
-    times = {"decode": [], "srlib": [], "basicsr": [], "numpy": []}
+    times = {"decode": [], "srlib": [], "srlib_torch": [], "basicsr": [], "numpy": []}
     out = {}
     for _ in range(repeats):
         t, images = _timed(_decode, names)
         times["decode"].append(t)
         t, out["srlib"] = _timed(_srlib_table, names)
         times["srlib"].append(t)
+        if kernels.ENABLED:
+            t, out["srlib_torch"] = _timed(_srlib_table, names, SCALES, True, False)
+            times["srlib_torch"].append(t)
         if fns[0] is not None:
             t, out["basicsr"] = _timed(basicsr_table, images, fns)
             times["basicsr"].append(t)
@@ -252,7 +262,12 @@ def measure(datasets=("Set5", "Set14", "B100"), threads: int = 1, repeats: int =
            "srlib_s": best["srlib"], "decode_s": best["decode"], "basicsr_s": best["basicsr"],
            "basicsr_why": None if fns[0] is not None else fns[3],
            "basicsr_version": fns[3] if fns[0] is not None else None, "numpy_ref_s": best["numpy"],
-           "srlib_over_decode": best["srlib"] / best["decode"]}
+           "srlib_over_decode": best["srlib"] / best["decode"], "srlib_torch_s": best["srlib_torch"],
+           "kernels": "numba kernels (srlib.kernels)" if kernels.ENABLED else "torch code (numba absent or off)"}
+    if best["srlib_torch"] is not None:
+        res["torch_over_kernels"] = best["srlib_torch"] / best["srlib"]
+        res["torch_max_abs_psnr_diff"] = _max_diff(out["srlib"], out["srlib_torch"], 0)
+        res["torch_max_abs_ssim_diff"] = _max_diff(out["srlib"], out["srlib_torch"], 1)
     if reference:
         res["numpy_ref_over_srlib"] = best["numpy"] / best["srlib"]
         res["max_abs_psnr_diff"] = _max_diff(out["srlib"], out["numpy"], 0)
@@ -281,6 +296,9 @@ def main(argv=None):
     print(f"  decode HR PNGs (floor) : {r['decode_s']:.2f} s")
     print(f"  srlib                  : {r['srlib_s']:.2f} s = {r['srlib_over_decode']:.1f}x the decode floor "
           f"({r['precision']})")
+    if r["srlib_torch_s"] is not None:
+        print(f"  srlib's torch code     : {r['srlib_torch_s']:.2f} s -> the kernels {r['torch_over_kernels']:.1f}x faster; "
+              f"max |dPSNR| {r['torch_max_abs_psnr_diff']:.2e} dB, |dSSIM| {r['torch_max_abs_ssim_diff']:.2e}")
     if r["basicsr_s"] is not None:
         print(f"  BasicSR ({r['basicsr_version']}): {r['basicsr_s']:.2f} s -> srlib {r['basicsr_over_srlib']:.1f}x "
               f"faster; max |dPSNR| {r['basicsr_max_abs_psnr_diff']:.2e} dB, |dSSIM| "

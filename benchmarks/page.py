@@ -130,7 +130,9 @@ def _protocol(p: dict) -> list[str]:
     lines = ["## 1. The evaluation protocol vs BasicSR's numpy functions", "",
              "Bicubic x2/x3/x4 (LR by MATLAB-compatible `imresize`, PSNR/SSIM on Y, border shaved): srlib's "
              "`evaluate` against BasicSR's own numpy `imresize` + `calculate_psnr/ssim` and against "
-             "`bench_protocol.py`'s plain NumPy port, and against the floor of decoding the PNGs. "
+             "`bench_protocol.py`'s plain NumPy port, and against the floor of decoding the PNGs; and srlib's "
+             "fused kernels (`srlib.kernels`, numba) against its own torch code on the same table (the "
+             "before and after of issue 10). "
              "A ratio above 1 means srlib is faster; the decode ratio is how many decode times srlib takes. "
              "Differences: per-image maxima against the NumPy port (same protocol) and against BasicSR "
              "(which keeps Y unrounded, so compared with srlib's `round_y=False`).", ""]
@@ -140,9 +142,12 @@ def _protocol(p: dict) -> list[str]:
     for name, r in p.items():
         if "error" in r:
             whys.add(f"{name}: {r['error']}")
-            rows.append([f"{name} ({', '.join(r['datasets'])})", "n/a", "n/a", "n/a", "n/a", "not measured", "", ""])
+            rows.append([f"{name} ({', '.join(r['datasets'])})", "n/a", "n/a", "n/a", "n/a", "n/a", "not measured", "", ""])
             continue
-        notes |= {f"{k}: {r[k]}" for k in ("basicsr_version", "precision") if r.get(k)}
+        notes |= {f"{k}: {r[k]}" for k in ("basicsr_version", "precision", "kernels") if r.get(k)}
+        if r.get("torch_max_abs_psnr_diff") is not None:
+            notes.add(f"kernels vs torch code: max |dPSNR| {_e(r['torch_max_abs_psnr_diff'])} dB, "
+                      f"|dSSIM| {_e(r['torch_max_abs_ssim_diff'])}")
         if r.get("repeats"):
             notes.add(f"best of {r['repeats']} run(s)")
         why = r.get("basicsr_why")
@@ -152,12 +157,14 @@ def _protocol(p: dict) -> list[str]:
                      _x(ratio(r.get("basicsr_s"), r["srlib_s"]), "faster"),
                      _x(ratio(r.get("numpy_ref_s"), r["srlib_s"]), "faster"),
                      _x(ratio(r["srlib_s"], r.get("decode_s")), "the floor"),
-                     " / ".join(_s(r.get(k)) for k in ("srlib_s", "basicsr_s", "numpy_ref_s", "decode_s")),
+                     _x(ratio(r.get("srlib_torch_s"), r["srlib_s"]), "faster"),
+                     " / ".join(_s(r.get(k)) for k in ("srlib_s", "basicsr_s", "numpy_ref_s", "decode_s",
+                                                        "srlib_torch_s")),
                      " / ".join(_e(r.get(k)) for k in ("max_abs_psnr_diff", "max_abs_ssim_diff")),
                      " / ".join(_e(r.get(k)) for k in ("basicsr_max_abs_psnr_diff", "basicsr_max_abs_ssim_diff"))])
     lines += _table(["table", "evaluations", "srlib vs BasicSR", "srlib vs NumPy port", "srlib vs decode",
-                     "srlib / BasicSR / NumPy / decode", "diff vs NumPy (dB / SSIM)", "diff vs BasicSR (dB / SSIM)"],
-                    rows)
+                     "kernels vs srlib's torch code", "srlib / BasicSR / NumPy / decode / torch code",
+                     "diff vs NumPy (dB / SSIM)", "diff vs BasicSR (dB / SSIM)"], rows)
     whys |= {f"the NumPy port on {name} (it takes minutes there; its agreement shows on the other table)"
              for name, r in p.items() if "error" not in r and r.get("numpy_ref_s") is None}
     lines += [""] + [f"Not timed: {w}" for w in sorted(whys)] + ([""] if whys else [])

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import kernels
 from .data.catalog import display_name
 from .data.colour import to_tensor
 from .data.datasets import BenchmarkSet
@@ -57,10 +58,10 @@ PENDING_PIXELS = 2_000_000
 
 
 def _hr8(hr: np.ndarray) -> torch.Tensor:
-    """uint8 HWC (or HW) -> uint8 (1, C, H, W), no float conversion (a uint8 copy: the array may
-    be read-only)."""
-    t = torch.tensor(hr)
-    return t[None, None] if hr.ndim == 2 else t.permute(2, 0, 1)[None]
+    """uint8 HWC (or HW) -> uint8 (1, C, H, W), contiguous, no float conversion (a numpy copy, as
+    the array may be read-only: torch's parallel copy would wake its thread pool for a memcpy)."""
+    chw = hr[None] if hr.ndim == 2 else hr.transpose(2, 0, 1)
+    return torch.from_numpy(np.array(chw, order="C"))[None]
 
 
 def _stack(tensors: list) -> torch.Tensor:
@@ -70,6 +71,9 @@ def _stack(tensors: list) -> torch.Tensor:
 
 def _measure(pending: list, crop: int, round_y: bool) -> dict:
     """PSNR/SSIM of ``[(index, sr8, hr8, as_gray), ...]``, one batch per image size."""
+    if kernels.ENABLED:  # the kernels take one image at a time: no batch to copy together
+        return {i: tuple(float(v[0]) for v in psnr_ssim_torch(sr, hr, crop, True, gray, round_y))
+                for i, sr, hr, gray in pending}
     groups: dict = {}
     for entry in pending:
         groups.setdefault(tuple(entry[1].shape), []).append(entry)

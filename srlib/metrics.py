@@ -21,7 +21,9 @@ channels and takes Y, as EDSR-derived model code does; on the Set14 mean the two
 The numpy functions take uint8 HWC images; the ``*_torch`` twins take batches (N, 3, H, W)
 of float RGB in [0, 1] holding 8-bit values, or uint8 tensors, and return one value per image.
 
-Speed (issue 10). Y and PSNR are integer-exact (the same bits however the batch is formed); SSIM
+Speed (issue 10). On the CPU, uint8 batches go through :mod:`srlib.kernels` (Y, the squared
+differences and SSIM fused, one image at a time); the torch code below is the reference the
+tests hold them to, and runs elsewhere. Y and PSNR are integer-exact (the same bits however the batch is formed); SSIM
 is float64, filtered in cache-sized bands of rows (:data:`TILE_PIXELS`), equal to the whole-image
 map to ~1e-16. Float64 is kept where exactness needs it: SSIM in float32 would be 1.8x faster
 (2.7 vs 4.9 ms per B100 image) but off by ~3e-6, where the tests hold it to 1e-12.
@@ -32,6 +34,8 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+
+from . import kernels
 
 # BT.601 luma weights x 1000, so Y = 16 + (65481 R + 128553 G + 24966 B) / 255000 exactly
 _Y_INT = (65481, 128553, 24966)
@@ -45,6 +49,8 @@ def quantize8(x: torch.Tensor) -> torch.Tensor:
     """
     if x.dtype == torch.uint8:
         return x
+    if kernels.usable(x) and x.dtype in (torch.float32, torch.float64):  # the same steps, fused
+        return torch.from_numpy(kernels.unit_to_uint8(x.detach().numpy()))
     return x.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8)  # clamp's output is fresh
 
 
@@ -123,13 +129,16 @@ def _filter_valid(x: torch.Tensor) -> torch.Tensor:
     return z
 
 
+_C = ((0.01 * 255) ** 2, (0.03 * 255) ** 2)  # SSIM's C1 = (K1 L)^2, C2 = (K2 L)^2
+
+
 def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """SSIM map ('valid') of float64 (N, C, H, W) images in [0, 255].
 
     Four filtered maps suffice: E[a], E[b], E[a^2 + b^2] and E[ab], since only the sum of
     the two variances enters the denominator.
     """
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    c1, c2 = _C
     maps = torch.empty((4, *a.shape), dtype=a.dtype, device=a.device)
     maps[0], maps[1] = a, b
     torch.mul(a, a, out=maps[2]).addcmul_(b, b)
@@ -153,6 +162,11 @@ def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if min(a.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(a.shape[-2:])}")
     n, c, h, w = a.shape
+    if kernels.usable(a, b):  # the fused kernel, one plane at a time
+        g, (c1, c2) = _gauss1d().numpy(), _C
+        per_plane = [[kernels.ssim_mean(a[i, j].numpy(), b[i, j].numpy(), g, c1, c2) for j in range(c)]
+                     for i in range(n)]
+        return torch.tensor(per_plane, dtype=torch.float64).mean(dim=1)
     rows = max(1, TILE_PIXELS // (n * c * w))
     total = torch.zeros(n, dtype=torch.float64, device=a.device)
     for r in range(0, h - 10, rows):
@@ -169,10 +183,36 @@ def ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: 
                  _prepare_torch(hr, crop_border, y_channel, as_gray, round_y))
 
 
+def _luma_params(gray: bool, round_y: bool) -> tuple:
+    """(add, div, floor, base) of :func:`srlib.kernels.luma` for :func:`_luma_torch`'s formulas."""
+    if round_y:
+        return (109500, 219000, True, 0.0) if gray else (16 * 255000 + 127500, 255000, True, 0.0)
+    return (0, 219000, False, 0.0) if gray else (0, 255000, False, 16.0)
+
+
+def _psnr_ssim_kernels(sr8: torch.Tensor, hr8: torch.Tensor, crop: int, as_gray, round_y: bool):
+    """:func:`psnr_ssim_torch` of uint8 RGB batches with the fused kernels, one image at a time:
+    the same Y planes, the same PSNR (integer squares summed exactly), SSIM to ~1e-16."""
+    g, (c1, c2) = _gauss1d().numpy(), _C
+    mse, ssim_ = [], []
+    for i in range(sr8.shape[0]):
+        gray = bool(as_gray) if isinstance(as_gray, bool) else bool(as_gray[i])
+        a, b = (kernels.luma(x[i].numpy(), crop, *_luma_params(gray, round_y)) for x in (sr8, hr8))
+        if min(a.shape) < 11:
+            raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {a.shape}")
+        mse.append(kernels.mse(a, b))
+        ssim_.append(kernels.ssim_mean(a, b, g, c1, c2))
+    mse_t = torch.tensor(mse, dtype=torch.float64)
+    return 10 * torch.log10(255.0**2 / mse_t), torch.tensor(ssim_, dtype=torch.float64)
+
+
 def psnr_ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
                     as_gray=False, round_y: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Both metrics at the cost of one colour conversion: ``(psnr (N,), ssim (N,))``."""
     _check_pair(sr, hr, crop_border)
+    if kernels.usable(sr, hr) and y_channel and sr.shape[1] == 3:
+        return _psnr_ssim_kernels(quantize8(sr), quantize8(hr), crop_border,
+                                  False if as_gray is None else as_gray, round_y)
     a = _prepare_torch(sr, crop_border, y_channel, as_gray, round_y)
     b = _prepare_torch(hr, crop_border, y_channel, as_gray, round_y)
     return _psnr(a, b), _ssim(a, b)

@@ -8,6 +8,8 @@ the full batched torch conversions the Y-channel classical methods use.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -85,8 +87,17 @@ def to_tensor(img: np.ndarray, batch: bool = True) -> torch.Tensor:
     """
     if img.ndim == 2:
         img = img[..., None]
-    x = torch.tensor(img.transpose(2, 0, 1), dtype=torch.float32).div_(255)
+    if img.dtype == np.uint8:  # a lookup (one numpy pass), not torch's parallel copy and divide
+        x = torch.from_numpy(_unit_levels()[np.ascontiguousarray(img.transpose(2, 0, 1))])
+    else:
+        x = torch.tensor(img.transpose(2, 0, 1), dtype=torch.float32).div_(255)
     return x.unsqueeze(0) if batch else x
+
+
+@lru_cache(maxsize=1)
+def _unit_levels() -> np.ndarray:
+    """float32 ``v / 255`` for v = 0..255 as torch's vectorised ``div_`` computes it."""
+    return torch.arange(256, dtype=torch.float32).repeat(64).div_(255)[:256].numpy().copy()
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

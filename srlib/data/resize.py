@@ -26,6 +26,12 @@ batched on any device. Where the band of non-zero weights is under a quarter of 
 faster than the dense product for a 1024x768 image at x1/2 and x1/4 and 2-4x faster for enlarging
 Urban100 LR images x2/x3/x4. The column pass computes its blocks transposed and transposes once.
 
+On the CPU the 8-bit path (uint8 numpy images and :func:`imresize_quantized`) runs the fused
+kernels of :mod:`srlib.kernels` instead: the same matrices as per-row taps (:func:`_taps`), each
+pass writing its result transposed so that the next pass reads rows again; bit for bit the
+torch product's uint8 (the argument below), and 4-7x faster for the LR and 2-3x for the SR of a
+B100 image. The float path (NE's and ScSR's unrounded mid images, back-projection) stays torch.
+
 Float64, and why it is kept. At the integer scales 2 and 4 every weight is a dyadic fraction
 (k/128, k/1024, ...) and every sum is exact in float64 whatever the order of summation; at x3
 the weights are multiples of 1/27 (1/81 shrinking), so a result is at least 1/1458 (1/13122) away
@@ -42,6 +48,8 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+
+from .. import kernels
 
 __all__ = ["imresize", "resize_weights"]
 
@@ -98,7 +106,8 @@ def _output_size(in_len: int, scale: float) -> int:
 def _check_scale(scale, size) -> None:
     if (scale is None) == (size is None):
         raise ValueError("imresize: pass exactly one of `scale` (e.g. 1/4) or `size` (H, W)")
-    if scale is not None and not scale > 0:
+    pair = scale if isinstance(scale, (tuple, list)) else (scale,)
+    if scale is not None and not (len(pair) in (1, 2) and all(v > 0 for v in pair)):
         raise ValueError(f"imresize: scale must be positive, got {scale!r}")
 
 
@@ -156,6 +165,35 @@ def _resize_dim(x: torch.Tensor, dim: int, out_len: int, scale: float, kernel: s
     return torch.matmul(mat, x) if dim == 0 else torch.matmul(x, mat.T)
 
 
+@lru_cache(maxsize=256)
+def _taps(in_len: int, out_len: int, scale: float, kernel: str, antialias: bool) -> tuple:
+    """:func:`resize_weights` as per-row taps for :func:`srlib.kernels.resize_pass`: the first
+    input of each row's band ``lo`` (out_len,) and its weights (out_len, T), T the widest band
+    (narrower rows padded with zero weights, which add exact zeros)."""
+    mat = resize_weights(in_len, out_len, scale, kernel, antialias).numpy()
+    nz = mat != 0
+    lo = nz.argmax(axis=1)
+    width = int((in_len - nz[:, ::-1].argmax(axis=1) - lo).max())
+    lo = np.minimum(lo, in_len - width)
+    weights = np.take_along_axis(mat, lo[:, None] + np.arange(width)[None, :], axis=1)
+    return lo.astype(np.int64), np.ascontiguousarray(weights)
+
+
+def _resize_planes(x: np.ndarray, scales, size, kernel: str, antialias: bool,
+                   round_intermediate: bool) -> np.ndarray:
+    """The uint8 protocol on a (B, H, W) stack of planes with the fused kernels: (B, H', W')
+    float64, rounded between the passes only with ``round_intermediate``."""
+    rows_first = scales[0] <= scales[1]
+    if not rows_first:
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))
+    dims = (0, 1) if rows_first else (1, 0)
+    for i, dim in enumerate(dims):  # each pass resizes axis 1 and moves it last
+        x = kernels.resize_pass(x, *_taps(x.shape[1], size[dim], scales[dim], kernel, antialias))
+        if i == 0 and round_intermediate:
+            x = kernels.quantize(x)
+    return x if rows_first else x.transpose(0, 2, 1)
+
+
 def _resize_torch(x: torch.Tensor, scales: tuple[float, float], size: tuple[int, int],
                   kernel: str, antialias: bool, quantize: str = "none") -> torch.Tensor:
     """Resize the last two dims; ``quantize`` is 'none', 'end' or 'each' (pass), in 0..255."""
@@ -210,6 +248,10 @@ def _imresize_numpy(img: np.ndarray, scale, size, kernel, antialias, round_inter
         raise TypeError(f"imresize: numpy input must be uint8 (H, W) or (H, W, C), got "
                         f"{img.dtype} {img.shape}")
     scales, size = _plan(img.shape[:2], scale, size)
+    if kernels.ENABLED:
+        planes = img[None] if img.ndim == 2 else np.ascontiguousarray(img.transpose(2, 0, 1))
+        out = kernels.quantize(_resize_planes(planes, scales, size, kernel, antialias, round_intermediate))
+        return out[0] if img.ndim == 2 else np.ascontiguousarray(out.transpose(1, 2, 0))
     t = torch.tensor(img)  # uint8 copy (cheap; the array may be read-only)
     t = t[None] if img.ndim == 2 else t.permute(2, 0, 1)
     t = t.to(torch.float64, memory_format=torch.contiguous_format)  # (C, H, W), one pass
@@ -226,6 +268,10 @@ def imresize_quantized(x: torch.Tensor, scale=None, size=None, kernel: str = "bi
     the same pixels as ``imresize`` on the uint8 image.
     """
     scales, size = _plan(x.shape[-2:], scale, size)
+    if kernels.usable(x) and x.dtype in (torch.float32, torch.float64):  # numpy and kernels only
+        planes = np.rint(x.detach().reshape(-1, *x.shape[-2:]).numpy().astype(np.float64) * 255)
+        y = _resize_planes(planes, scales, size, kernel, antialias, round_intermediate)
+        return torch.from_numpy(kernels.quantize(y, unit_dtype=np.float32 if x.dtype == torch.float32 else np.float64)).reshape(*x.shape[:-2], *size)
     y = _resize_torch((x.double() * 255).round_(), scales, size, kernel, antialias,
                       "each" if round_intermediate else "end")
     # y / 255 in float64, stored as x.dtype, in one pass (and contiguous whatever y's layout)
