@@ -60,6 +60,8 @@ PENDING_PIXELS = 2_000_000
 def _hr8(hr: np.ndarray) -> torch.Tensor:
     """uint8 HWC (or HW) -> uint8 (1, C, H, W), contiguous, no float conversion (a numpy copy, as
     the array may be read-only: torch's parallel copy would wake its thread pool for a memcpy)."""
+    if hr.ndim == 3 and kernels.ENABLED:
+        return torch.from_numpy(kernels.hwc_to_chw(hr))[None]
     chw = hr[None] if hr.ndim == 2 else hr.transpose(2, 0, 1)
     return torch.from_numpy(np.array(chw, order="C"))[None]
 

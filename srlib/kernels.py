@@ -17,16 +17,24 @@ Exactness:
 - :func:`luma` is the same integer formula as :func:`srlib.metrics._luma_torch` (bit for bit);
   :func:`mse` of integer Y is exact, so PSNR is bit for bit too.
 - :func:`ssim_mean` filters in :func:`srlib.metrics._filter_valid`'s order (taps 0..10, rows then
-  columns) with fused multiply-adds and a vectorised (reassociated) sum: 5e-14 from the torch map's
-  mean at most over the four benchmarks x2/x3/x4.
+  columns; each input row filtered along x once, into an 11-row ring buffer per map) with fused
+  multiply-adds and a vectorised (reassociated) sum: 5e-14 from the torch map's mean at most over
+  the four benchmarks x2/x3/x4.
+
+Vectorisation (what made the difference, measured): every inner loop indexes from 0 (views
+sliced first); a loop over ``range(start, stop)`` makes numba check each index for wraparound
+and the loop stays scalar (the elementwise kernels were 20x slower that way). Where the time
+goes now (Urban100, 1 thread): the resize passes ~40 % (half of it the transposed writes of the
+blocks), SSIM ~30 %.
 
 Threads. Work is split into ``torch.get_num_threads()`` contiguous parts run on a small thread
 pool (the kernels release the GIL; ``SRLIB_KERNEL_THREADS`` caps it). Not numba's own
 ``parallel=True``: its OpenMP layer is a second spinning pool beside torch's and is not fork-safe
 (DataLoader workers fork), and its ``workqueue`` layer measured 2x slower per call here. Nothing
 here calls BLAS (``np.dot`` woke OpenBLAS's spinning threads: the small table took 5.3 s instead
-of 2.2 at 2 threads), and the protocol's own torch steps (``to_tensor``, the HR copy) were moved
-to numpy so that torch's pool, spinning after each parallel op, does not compete with the kernels.
+of 2.2 at 2 threads), and the protocol's own torch steps (``to_tensor``, the HR copy) moved to
+numpy or to :func:`hwc_to_chw` so that torch's pool, spinning after each parallel op, does not
+compete with the kernels. Urban100 x2/x3/x4 (20 images): 1.48 s on 1 thread, 1.02-1.07 s on 2.
 
 Measured: ``benchmarks/bench_protocol.py`` (the page's first section).
 """
@@ -90,38 +98,65 @@ if numba is not None:
                     wv, row = wt[o, t], x[b, lo[o] + t]
                     for j in range(m):
                         buf[k, j] += row[j] * wv
+            seg = out[b, :, o0:o1]  # (m, o1 - o0), indexed from 0 (see the elementwise kernels)
             for j in range(m):
                 for k in range(o1 - o0):
-                    out[b, j, o0 + k] = buf[k, j]
+                    seg[j, k] = buf[k, j]
         return 0
 
+    # The elementwise kernels index slices from 0: with ``range(start, stop)`` numba cannot prove
+    # an index non-negative, checks it for wraparound, and the loop does not vectorise (20x slower).
     @njit(cache=True, nogil=True)
     def _quantize_items(x, out, start, stop):  # pragma: no cover - compiled
-        for i in range(start, stop):
-            out[i] = np.uint8(np.rint(min(max(x[i], 0.0), 255.0)))
+        xs, os_ = x[start:stop], out[start:stop]
+        for i in range(xs.size):
+            os_[i] = np.uint8(np.rint(min(max(xs[i], 0.0), 255.0)))
         return 0
 
     @njit(cache=True, nogil=True)
     def _quantize_unit_items(x, out, start, stop):  # pragma: no cover - compiled
-        for i in range(start, stop):  # the level v as v / 255, divided in float64
-            out[i] = np.rint(min(max(x[i], 0.0), 255.0)) / 255.0
+        xs, os_ = x[start:stop], out[start:stop]
+        for i in range(xs.size):  # the level v as v / 255, divided in float64
+            os_[i] = np.rint(min(max(xs[i], 0.0), 255.0)) / 255.0
         return 0
 
     @njit(cache=True, nogil=True)
     def _unit_to_uint8_items(x, zero, one, scale, out, start, stop):  # pragma: no cover - compiled
-        for i in range(start, stop):  # in x's own precision (zero, one, scale are of its type)
-            out[i] = np.uint8(np.rint(min(max(x[i], zero), one) * scale))
+        xs, os_ = x[start:stop], out[start:stop]
+        for i in range(xs.size):  # in x's own precision (zero, one, scale are of its type)
+            os_[i] = np.uint8(np.rint(min(max(xs[i], zero), one) * scale))
+        return 0
+
+    @njit(cache=True, nogil=True)
+    def _hwc_to_chw_rows(x, out, start, stop):  # pragma: no cover - compiled
+        for i in range(start, stop):
+            row = x[i]
+            for c in range(out.shape[0]):
+                dst = out[c, i]
+                for j in range(dst.size):
+                    dst[j] = row[j, c]
+        return 0
+
+    @njit(cache=True, nogil=True)
+    def _quantize_chw_to_hwc_rows(x, out, start, stop):  # pragma: no cover - compiled
+        for i in range(start, stop):
+            row = out[i]
+            for c in range(x.shape[0]):
+                src = x[c, i]
+                for j in range(src.size):
+                    row[j, c] = np.uint8(np.rint(min(max(src[j], 0.0), 255.0)))
         return 0
 
     @njit(cache=True, nogil=True)
     def _luma_rows(x, crop, add, div, floor, base, out, start, stop):  # pragma: no cover - compiled
-        w = out.shape[1]
+        h, w = out.shape
+        rgb = x[:, crop:crop + h, crop:crop + w]
         for i in range(start, stop):
-            r, g, b = x[0, crop + i], x[1, crop + i], x[2, crop + i]
+            r, g, b, o = rgb[0, i], rgb[1, i], rgb[2, i], out[i]
             for j in range(w):
-                s = 65481.0 * r[crop + j] + 128553.0 * g[crop + j] + 24966.0 * b[crop + j]
+                s = 65481.0 * r[j] + 128553.0 * g[j] + 24966.0 * b[j]
                 v = (s + add) / div
-                out[i, j] = np.floor(v) if floor else base + v
+                o[j] = np.floor(v) if floor else base + v
         return 0
 
     @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -134,61 +169,60 @@ if numba is not None:
         return s
 
     @njit(cache=True, inline="always", fastmath=_FASTMATH)
-    def _row11(x, o, g):  # pragma: no cover - compiled
-        return (x[o] * g[0] + x[o + 1] * g[1] + x[o + 2] * g[2] + x[o + 3] * g[3] + x[o + 4] * g[4]
-                + x[o + 5] * g[5] + x[o + 6] * g[6] + x[o + 7] * g[7] + x[o + 8] * g[8]
-                + x[o + 9] * g[9] + x[o + 10] * g[10])
+    def _taps11(x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, g, dst):  # pragma: no cover - compiled
+        """``dst = sum_k g[k] x_k`` over 11 equal-length views, summed from k = 0 up."""
+        for j in range(dst.size):
+            dst[j] = (x0[j] * g[0] + x1[j] * g[1] + x2[j] * g[2] + x3[j] * g[3] + x4[j] * g[4]
+                      + x5[j] * g[5] + x6[j] * g[6] + x7[j] * g[7] + x8[j] * g[8] + x9[j] * g[9]
+                      + x10[j] * g[10])
 
     @njit(cache=True, inline="always", fastmath=_FASTMATH)
-    def _col11(x, i, j, g):  # pragma: no cover - compiled
-        return (x[i, j] * g[0] + x[i + 1, j] * g[1] + x[i + 2, j] * g[2] + x[i + 3, j] * g[3]
-                + x[i + 4, j] * g[4] + x[i + 5, j] * g[5] + x[i + 6, j] * g[6] + x[i + 7, j] * g[7]
-                + x[i + 8, j] * g[8] + x[i + 9, j] * g[9] + x[i + 10, j] * g[10])
+    def _rows11(src, dst, g):  # pragma: no cover - compiled
+        n = dst.size  # dst[j] = sum_k g[k] src[j + k]
+        _taps11(src[0:n], src[1:n + 1], src[2:n + 2], src[3:n + 3], src[4:n + 4], src[5:n + 5],
+                src[6:n + 6], src[7:n + 7], src[8:n + 8], src[9:n + 9], src[10:n + 10], g, dst)
 
     @njit(cache=True, inline="always", fastmath=_FASTMATH)
-    def _rows11(src, dst, r, g):  # pragma: no cover - compiled
-        for j in range(dst.shape[1]):  # one source, one destination: the loop vectorises
-            dst[r, j] = _row11(src, j, g)
-
-    @njit(cache=True, inline="always", fastmath=_FASTMATH)
-    def _cols11(src, dst, i, g):  # pragma: no cover - compiled
-        for j in range(dst.shape[0]):
-            dst[j] = _col11(src, i, j, g)
+    def _cols11(ring, i, dst, g):  # pragma: no cover - compiled
+        """``dst[j] = sum_k g[k] row_{i+k}[j]``, rows i..i+10 held in an 11-row ring buffer."""
+        _taps11(ring[i % 11], ring[(i + 1) % 11], ring[(i + 2) % 11], ring[(i + 3) % 11],
+                ring[(i + 4) % 11], ring[(i + 5) % 11], ring[(i + 6) % 11], ring[(i + 7) % 11],
+                ring[(i + 8) % 11], ring[(i + 9) % 11], ring[(i + 10) % 11], g, dst)
 
     @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-    def _ssim_bands(a, b, g, c1, c2, band, start, stop):  # pragma: no cover - compiled
-        h, w = a.shape[0] - 10, a.shape[1] - 10
-        fa, fb = np.empty((band + 10, w)), np.empty((band + 10, w))
-        fsq, fab = np.empty((band + 10, w)), np.empty((band + 10, w))
-        sq, ab = np.empty(a.shape[1]), np.empty(a.shape[1])
+    def _ssim_rows(a, b, g, c1, c2, start, stop):  # pragma: no cover - compiled
+        """Sum of the SSIM map's rows start..stop-1: each input row is filtered along x once, into
+        an 11-row ring per map (cache-sized), and the ring is filtered along y."""
+        n, w = a.shape[1], a.shape[1] - 10
+        fa, fb, fsq, fab = np.empty((11, w)), np.empty((11, w)), np.empty((11, w)), np.empty((11, w))
+        sq, ab = np.empty(n), np.empty(n)
         mu_a, mu_b, e_sq, e_ab = np.empty(w), np.empty(w), np.empty(w), np.empty(w)
         s = 0.0
-        for q in range(start, stop):
-            r0 = q * band
-            r1 = min(r0 + band, h)
-            for r in range(r1 - r0 + 10):  # horizontal pass of the four maps a, b, a^2 + b^2, ab
-                ar, br = a[r0 + r], b[r0 + r]
-                for j in range(a.shape[1]):
-                    sq[j] = ar[j] * ar[j] + br[j] * br[j]
-                for j in range(a.shape[1]):
-                    ab[j] = ar[j] * br[j]
-                _rows11(ar, fa, r, g)
-                _rows11(br, fb, r, g)
-                _rows11(sq, fsq, r, g)
-                _rows11(ab, fab, r, g)
-            for i in range(r1 - r0):  # vertical pass and the SSIM formula (metrics.ssim_map)
-                _cols11(fa, mu_a, i, g)
-                _cols11(fb, mu_b, i, g)
-                _cols11(fsq, e_sq, i, g)
-                _cols11(fab, e_ab, i, g)
-                for j in range(w):
-                    mu_ab = mu_a[j] * mu_b[j]
-                    mu_sq = mu_a[j] * mu_a[j] + mu_b[j] * mu_b[j]
-                    num = (2.0 * (e_ab[j] - mu_ab) + c2) * (2.0 * mu_ab + c1)
-                    den = (e_sq[j] - mu_sq + c2) * (mu_sq + c1)
-                    e_sq[j] = num / den  # the SSIM map's row, summed below (two vectorised loops)
-                for j in range(w):
-                    s += e_sq[j]
+        for r in range(start, stop + 10):  # input row r -> ring slot r % 11
+            ar, br = a[r], b[r]
+            for j in range(n):
+                sq[j] = ar[j] * ar[j] + br[j] * br[j]
+                ab[j] = ar[j] * br[j]
+            k = r % 11
+            _rows11(ar, fa[k], g)
+            _rows11(br, fb[k], g)
+            _rows11(sq, fsq[k], g)
+            _rows11(ab, fab[k], g)
+            i = r - 10  # the output row whose 11 input rows are now all in the ring
+            if i < start:
+                continue
+            _cols11(fa, i, mu_a, g)
+            _cols11(fb, i, mu_b, g)
+            _cols11(fsq, i, e_sq, g)
+            _cols11(fab, i, e_ab, g)
+            for j in range(w):  # the SSIM formula (metrics.ssim_map)
+                mu_ab = mu_a[j] * mu_b[j]
+                mu_sq = mu_a[j] * mu_a[j] + mu_b[j] * mu_b[j]
+                num = (2.0 * (e_ab[j] - mu_ab) + c2) * (2.0 * mu_ab + c1)
+                den = (e_sq[j] - mu_sq + c2) * (mu_sq + c1)
+                e_sq[j] = num / den
+            for j in range(w):
+                s += e_sq[j]
         return s
 
 
@@ -228,6 +262,20 @@ def quantize(x: np.ndarray, unit_dtype=None) -> np.ndarray:
     return out
 
 
+def hwc_to_chw(img: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, C) -> a contiguous (C, H, W) copy, rows shared among the threads."""
+    out = np.empty((img.shape[2], img.shape[0], img.shape[1]), dtype=img.dtype)
+    split(_hwc_to_chw_rows, img.shape[0], img, out, min_items=16)
+    return out
+
+
+def quantize_to_hwc(x: np.ndarray) -> np.ndarray:
+    """float64 (C, H, W) levels -> uint8 (H, W, C): :func:`quantize` and the transpose in one pass."""
+    out = np.empty((x.shape[1], x.shape[2], x.shape[0]), dtype=np.uint8)
+    split(_quantize_chw_to_hwc_rows, x.shape[1], x, out, min_items=16)
+    return out
+
+
 def unit_to_uint8(x: np.ndarray) -> np.ndarray:
     """float32/float64 in [0, 1] -> uint8 as :func:`srlib.metrics.quantize8` does it in torch:
     clamped to [0, 1], times 255 and rounded half to even, all in the array's own precision."""
@@ -245,10 +293,9 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return sum(split(_sq_diff_rows, a.shape[0], a, b, min_items=16)) / a.size
 
 
-def ssim_mean(a: np.ndarray, b: np.ndarray, g: np.ndarray, c1: float, c2: float, band: int = 32) -> float:
-    """Mean of the 'valid' SSIM map of two float64 (H, W) planes (11-tap window ``g``), over
-    bands of ``band`` output rows (each band filters its 10 extra input rows again)."""
+def ssim_mean(a: np.ndarray, b: np.ndarray, g: np.ndarray, c1: float, c2: float) -> float:
+    """Mean of the 'valid' SSIM map of two float64 (H, W) planes (11-tap window ``g``), its rows
+    shared among the threads (each filters the 10 input rows above its first again)."""
     h, w = a.shape[0] - 10, a.shape[1] - 10
-    bands = -(-h // band)
-    parts = split(_ssim_bands, bands, np.ascontiguousarray(a), np.ascontiguousarray(b), g, c1, c2, band)
+    parts = split(_ssim_rows, h, np.ascontiguousarray(a), np.ascontiguousarray(b), g, c1, c2, min_items=32)
     return sum(parts) / (h * w)

@@ -249,9 +249,10 @@ def _imresize_numpy(img: np.ndarray, scale, size, kernel, antialias, round_inter
                         f"{img.dtype} {img.shape}")
     scales, size = _plan(img.shape[:2], scale, size)
     if kernels.ENABLED:
-        planes = img[None] if img.ndim == 2 else np.ascontiguousarray(img.transpose(2, 0, 1))
-        out = kernels.quantize(_resize_planes(planes, scales, size, kernel, antialias, round_intermediate))
-        return out[0] if img.ndim == 2 else np.ascontiguousarray(out.transpose(1, 2, 0))
+        if img.ndim == 2:
+            return kernels.quantize(_resize_planes(img[None], scales, size, kernel, antialias, round_intermediate))[0]
+        planes = kernels.hwc_to_chw(img)
+        return kernels.quantize_to_hwc(_resize_planes(planes, scales, size, kernel, antialias, round_intermediate))
     t = torch.tensor(img)  # uint8 copy (cheap; the array may be read-only)
     t = t[None] if img.ndim == 2 else t.permute(2, 0, 1)
     t = t.to(torch.float64, memory_format=torch.contiguous_format)  # (C, H, W), one pass
