@@ -38,7 +38,9 @@ def measurements() -> dict:
             "the small table": {"datasets": ["Set5", "Set14", "B100"], "n_evaluations": 357, "srlib_s": 4.3,
                                 "basicsr_s": 22.7, "basicsr_why": None, "numpy_ref_s": 31.8, "decode_s": 0.5,
                                 "max_abs_psnr_diff": 1e-6, "max_abs_ssim_diff": 2e-7,
-                                "basicsr_max_abs_psnr_diff": 5e-5, "basicsr_max_abs_ssim_diff": 6e-6},
+                                "basicsr_max_abs_psnr_diff": 5e-5, "basicsr_max_abs_ssim_diff": 6e-6,
+                                "srlib_torch_s": 8.6, "torch_max_abs_psnr_diff": 0.0,
+                                "torch_max_abs_ssim_diff": 5e-14, "kernels": "numba kernels (srlib.kernels)"},
             "the whole table": {"datasets": ["Set5", "Set14", "B100", "Urban100"], "n_evaluations": 657,
                                 "srlib_s": 28.6, "basicsr_s": None, "basicsr_why": WHY, "numpy_ref_s": 100.0,
                                 "decode_s": 2.6, "max_abs_psnr_diff": 3e-6, "max_abs_ssim_diff": 4e-7},
@@ -83,14 +85,17 @@ def test_protocol_rows_are_ratios_with_times_beside():
     assert small[2] == "**5.28x** faster"      # 22.7 / 4.3
     assert small[3] == "**7.40x** faster"      # 31.8 / 4.3
     assert small[4] == "**8.60x** the floor"   # 4.3 / 0.5
-    assert small[5] == "4.300 s / 22.7 s / 31.8 s / 0.500 s"
-    assert small[6:] == ["1.0e-06 / 2.0e-07", "5.0e-05 / 6.0e-06"]
+    assert small[5] == "**2.00x** faster"      # the torch code 8.6 / the kernels 4.3
+    assert small[6] == "4.300 s / 22.7 s / 31.8 s / 0.500 s / 8.600 s"
+    assert small[7:] == ["1.0e-06 / 2.0e-07", "5.0e-05 / 6.0e-06"]
+    assert "kernels vs torch code: max |dPSNR| 0.0e+00 dB, |dSSIM| 5.0e-14" in text
     whole = _row(text, "## 1.", "the whole table (Set5, Set14, B100, Urban100)")
     assert whole[2] == "n/a"                   # BasicSR missing: said why, no ratio
     assert whole[3] == "**3.50x** faster"      # 100 / 28.6
     assert "Not timed: the NumPy port" not in text
     assert whole[4] == "**11.00x** the floor"  # 28.6 / 2.6
-    assert whole[6:] == ["3.0e-06 / 4.0e-07", "n/a / n/a"]
+    assert whole[5] == "n/a"                   # the torch code not timed there
+    assert whole[7:] == ["3.0e-06 / 4.0e-07", "n/a / n/a"]
     assert f"Not timed: BasicSR, {WHY}" in text
 
 
