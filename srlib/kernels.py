@@ -40,6 +40,7 @@ Measured: ``benchmarks/bench_protocol.py`` (the page's first section).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -59,6 +60,7 @@ _BLOCK = 8  # output lines a resize block computes before writing them transpose
 _FASTMATH = {"contract", "reassoc", "nsz"}  # SSIM only: FMAs and a vectorised sum
 _CPUS = os.cpu_count() or 1
 MAX_THREADS = int(os.environ.get("SRLIB_KERNEL_THREADS", "0"))
+_LIMIT = 0  # set by single_threaded()
 _POOL: dict = {}  # pid -> (threads, ThreadPoolExecutor); a forked child makes its own
 
 
@@ -69,10 +71,22 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _POOL[key][1]
 
 
+@contextlib.contextmanager
+def single_threaded():
+    """Inside: every kernel call runs on its caller's thread only, e.g. while the caller runs
+    two streams of work side by side (:func:`srlib.evaluate.evaluate_set`'s metrics thread)."""
+    global _LIMIT
+    before, _LIMIT = _LIMIT, 1
+    try:
+        yield
+    finally:
+        _LIMIT = before
+
+
 def split(kernel, n: int, *args, min_items: int = 2) -> list:
     """Run ``kernel(*args, start, stop)`` over ``range(n)`` in ``torch.get_num_threads()``
     contiguous parts on a thread pool (the kernels release the GIL); returns their results."""
-    threads = max(1, min(MAX_THREADS or torch.get_num_threads(), _CPUS, n // min_items))
+    threads = max(1, min(_LIMIT or MAX_THREADS or torch.get_num_threads(), _CPUS, n // min_items))
     if threads == 1:
         return [kernel(*args, 0, n)]
     bounds = [n * i // threads for i in range(threads + 1)]

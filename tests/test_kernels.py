@@ -128,3 +128,43 @@ def test_a_forked_child_runs_the_kernels_after_its_parent(rng):
     out = q.get(timeout=60)
     p.join(timeout=60)
     assert p.exitcode == 0 and np.array_equal(out, expected)
+
+
+def test_pipelined_evaluation_gives_the_serial_numbers(monkeypatch, data_dir):
+    """evaluate_set on 2 threads computes the metrics of image i beside the model's image i + 1;
+    on 1 thread it runs them in turn, and without the kernels it runs the torch code."""
+    from srlib.evaluate import evaluate
+
+    def table():
+        return evaluate("bicubic", ["Set5", "Set14"], [3], progress=False, gray_rule="y")
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        piped, torch_code = both(monkeypatch, table)
+        torch.set_num_threads(1)
+        serial = table()
+    finally:
+        torch.set_num_threads(before)
+    assert list(piped.columns) == list(serial.columns) and len(piped) == 19
+    assert list(piped.image) == list(serial.image) == list(torch_code.image)
+    assert piped.psnr.tolist() == serial.psnr.tolist() == torch_code.psnr.tolist()
+    assert (piped.ssim - torch_code.ssim).abs().max() < 1e-12
+    assert (piped.ssim - serial.ssim).abs().max() < 1e-12
+    assert (piped.seconds > 0).all()
+
+
+def test_a_metrics_error_in_the_pipeline_reaches_the_caller(monkeypatch, data_dir):
+    import srlib.evaluate as ev
+
+    def broken(*args, **kwargs):
+        raise ValueError("metrics failed")
+
+    monkeypatch.setattr(ev, "_measure", broken)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match="metrics failed"):
+            ev.evaluate("bicubic", ["Set5"], [2], progress=False)
+    finally:
+        torch.set_num_threads(before)
