@@ -50,7 +50,7 @@ PRECISIONS = ("fp32", "bf16")
 # table only: on the whole one it alone takes about 5 minutes (277 s on one thread).
 SETTINGS = {
     "full": dict(tables={"the small table": (SMALL, {}), "the whole table": (WHOLE, {"reference": False})},
-                 protocol_repeats=1,
+                 protocol_repeats=2,
                  awsrn_size=256, awsrn_repeats=5, gemm_n=2048, conv_size=256, ceiling_repeats=5,
                  train=dict(model="awsrn-s", scale=4, batch=16, patch=32, chunk=6, rounds=3, warmup=2)),
     "tiny": dict(tables={"the small table": (("Set5",), {})}, protocol_repeats=1,
@@ -162,6 +162,11 @@ def _protocol(p: dict) -> list[str]:
                                                         "srlib_torch_s")),
                      " / ".join(_e(r.get(k)) for k in ("max_abs_psnr_diff", "max_abs_ssim_diff")),
                      " / ".join(_e(r.get(k)) for k in ("basicsr_max_abs_psnr_diff", "basicsr_max_abs_ssim_diff"))])
+    first = next((r for r in p.values() if r.get("first_set5_s") is not None), None)  # the process's first
+    if first is not None:
+        notes.add(f"not in the times: a process's first evaluation loads numba's cached kernels "
+                  f"(srlib's Set5 table took {_s(first['first_set5_s'])} the first time, "
+                  f"{_s(first['second_set5_s'])} the second)")
     lines += _table(["table", "evaluations", "srlib vs BasicSR", "srlib vs NumPy port", "srlib vs decode",
                      "kernels vs srlib's torch code", "srlib / BasicSR / NumPy / decode / torch code",
                      "diff vs NumPy (dB / SSIM)", "diff vs BasicSR (dB / SSIM)"], rows)
