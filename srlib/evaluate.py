@@ -107,14 +107,7 @@ def evaluate_set(model: nn.Module, bench: BenchmarkSet, gray_rule: str = "rgb", 
     s, rows, pending, npix, scores = bench.scale, [], [], 0, {}
     for i, item in enumerate(tqdm(bench, total=len(bench), desc=label or f"{bench.name} x{s}", leave=False,
                                   disable=not progress)):
-        t0 = time.perf_counter()
-        with exact_fp32():  # no TF32 on CUDA: the protocol is fp32
-            sr = quantize8(forward(model, to_tensor(item.lr).to(device))).cpu()  # clamped, 8-bit
-        secs = time.perf_counter() - t0
-        hr = _hr8(item.hr)
-        if sr.shape[-3:] != hr.shape[-3:]:
-            raise RuntimeError(f"upscaler returned {tuple(sr.shape[-3:])} for {item.name}, expected "
-                               f"{tuple(hr.shape[-3:])} (x{s} of {item.lr.shape[:2]}, RGB)")
+        sr, hr, secs = _upscale_one(model, item, s, device)
         pending.append((i, sr, hr, gray_rule == "y" and item.gray))
         rows.append({"image": item.name, "psnr": None, "ssim": None, "seconds": secs})
         npix += 2 * hr.numel()
@@ -155,13 +148,13 @@ def _evaluate_set_pipelined(model, bench, gray_rule, device, progress, label, ro
         for i, item in enumerate(tqdm(bench, total=len(bench), desc=label or f"{bench.name} x{s}", leave=False,
                                       disable=not progress)):
             sr, hr, secs = _upscale_one(model, item, s, device)
-            if len(futures) - sum(f.done() for f in futures) >= PIPELINE_DEPTH:
+            if len(futures) >= PIPELINE_DEPTH:
                 futures[-PIPELINE_DEPTH].result()  # bound the images held in memory
             futures.append(pool.submit(_measure, [(i, sr, hr, gray_rule == "y" and item.gray)], s, round_y))
-            rows.append({"image": item.name, "psnr": None, "seconds": secs})
+            rows.append({"image": item.name, "psnr": None, "ssim": None, "seconds": secs})
         for row, f in zip(rows, futures):
             ((_, (row["psnr"], row["ssim"])),) = f.result().items()
-    return [{"image": r["image"], "psnr": r["psnr"], "ssim": r["ssim"], "seconds": r["seconds"]} for r in rows]
+    return rows
 
 
 def evaluate(upscaler, datasets: Iterable[str] = ("Set5",), scales: Iterable[int] = (4,),

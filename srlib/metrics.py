@@ -196,7 +196,7 @@ def _psnr_ssim_kernels(sr8: torch.Tensor, hr8: torch.Tensor, crop: int, as_gray,
     g, (c1, c2) = _gauss1d().numpy(), _C
     mse, ssim_ = [], []
     for i in range(sr8.shape[0]):
-        gray = bool(as_gray) if isinstance(as_gray, bool) else bool(as_gray[i])
+        gray = bool(as_gray) if np.ndim(as_gray) == 0 else bool(as_gray[i])
         a, b = (kernels.luma(x[i].numpy(), crop, *_luma_params(gray, round_y)) for x in (sr8, hr8))
         if min(a.shape) < 11:
             raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {a.shape}")
