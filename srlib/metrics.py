@@ -23,9 +23,9 @@ of float RGB in [0, 1] holding 8-bit values, or uint8 tensors, and return one va
 
 Speed (issue 10). On the CPU, uint8 batches go through :mod:`srlib.kernels` (Y, the squared
 differences and SSIM fused, one image at a time); the torch code below is the reference the
-tests hold them to, and runs elsewhere. Y and PSNR are integer-exact (the same bits however the batch is formed); SSIM
-is float64, filtered in cache-sized bands of rows (:data:`TILE_PIXELS`), equal to the whole-image
-map to ~1e-16. Float64 is kept where exactness needs it: SSIM in float32 would be 1.8x faster
+tests hold them to, and runs elsewhere. Y and PSNR are integer-exact (the same bits however the
+batch is formed); SSIM is float64, filtered in cache-sized bands of rows (:data:`TILE_PIXELS`),
+equal to the whole-image map to ~1e-16. Float64 is kept where exactness needs it: SSIM in float32 would be 1.8x faster
 (2.7 vs 4.9 ms per B100 image) but off by ~3e-6, where the tests hold it to 1e-12.
 """
 from __future__ import annotations
@@ -94,8 +94,16 @@ def _check_pair(sr, hr, crop_border):
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    mse = (a - b).pow_(2).flatten(1).mean(dim=1)
+    return _psnr_from_mse((a - b).pow_(2).flatten(1).mean(dim=1))
+
+
+def _psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(255.0**2 / mse)  # inf for identical images, as MATLAB
+
+
+def _check_ssim_size(hw) -> None:
+    if min(hw) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(hw)}")
 
 
 def psnr_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
@@ -159,8 +167,7 @@ TILE_PIXELS = 1 << 16
 
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM per image of float64 (N, C, H, W) in [0, 255], over bands of rows."""
-    if min(a.shape[-2:]) < 11:
-        raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(a.shape[-2:])}")
+    _check_ssim_size(a.shape[-2:])
     n, c, h, w = a.shape
     if kernels.usable(a, b):  # the fused kernel, one plane at a time
         g, (c1, c2) = _gauss1d().numpy(), _C
@@ -192,18 +199,16 @@ def _luma_params(gray: bool, round_y: bool) -> tuple:
 
 def _psnr_ssim_kernels(sr8: torch.Tensor, hr8: torch.Tensor, crop: int, as_gray, round_y: bool):
     """:func:`psnr_ssim_torch` of uint8 RGB batches with the fused kernels, one image at a time:
-    the same Y planes, the same PSNR (integer squares summed exactly), SSIM to ~1e-16."""
+    the same Y planes, the same PSNR (integer squares summed exactly), SSIM within ~1e-13."""
     g, (c1, c2) = _gauss1d().numpy(), _C
     mse, ssim_ = [], []
     for i in range(sr8.shape[0]):
         gray = bool(as_gray) if np.ndim(as_gray) == 0 else bool(as_gray[i])
         a, b = (kernels.luma(x[i].numpy(), crop, *_luma_params(gray, round_y)) for x in (sr8, hr8))
-        if min(a.shape) < 11:
-            raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {a.shape}")
+        _check_ssim_size(a.shape)
         mse.append(kernels.mse(a, b))
         ssim_.append(kernels.ssim_mean(a, b, g, c1, c2))
-    mse_t = torch.tensor(mse, dtype=torch.float64)
-    return 10 * torch.log10(255.0**2 / mse_t), torch.tensor(ssim_, dtype=torch.float64)
+    return _psnr_from_mse(torch.tensor(mse, dtype=torch.float64)), torch.tensor(ssim_, dtype=torch.float64)
 
 
 def psnr_ssim_torch(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, y_channel: bool = True,
