@@ -1,7 +1,8 @@
 """The fused CPU kernels (srlib.kernels) against the torch code they stand in for.
 
 Every test computes the same thing twice, with ``kernels.ENABLED`` on and off: resizing must
-agree bit for bit (uint8 and the quantised float path), Y and PSNR bit for bit, SSIM to 1e-12.
+agree bit for bit (uint8 and the quantised float path), Y and PSNR bit for bit, SSIM to 1e-12,
+FISTA's codes to float rounding (1e-12 in float64).
 """
 from __future__ import annotations
 
@@ -168,3 +169,55 @@ def test_a_metrics_error_in_the_pipeline_reaches_the_caller(monkeypatch, data_di
             ev.evaluate("bicubic", ["Set5"], [2], progress=False)
     finally:
         torch.set_num_threads(before)
+
+
+def _lasso_problem(dtype, patches=600, atoms=96, dims=40, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(dims, atoms, generator=g, dtype=torch.float64)
+    d = (d / d.norm(dim=0)).to(dtype)
+    y = torch.randn(patches, dims, generator=g, dtype=torch.float64).to(dtype)
+    y[: patches // 4] *= 0.01  # flat patches: zero codes, a fixed point after two iterations
+    return d, y
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("iters", [1, 7, 50])
+def test_fista_kernel_gives_the_torch_codes(monkeypatch, dtype, atol, iters):
+    from srlib.classical.sparse_coding import lasso_fista
+
+    d, y = _lasso_problem(dtype)
+    fast, slow = both(monkeypatch, lambda: lasso_fista(d, y, 0.2, iters))
+    assert fast.dtype == dtype and fast.shape == slow.shape == (600, 96)
+    assert torch.equal(fast[:150], torch.zeros_like(fast[:150]))
+    if dtype == torch.float64:  # the same atoms, not just close values
+        assert torch.equal(fast != 0, slow != 0)
+    assert (fast[150:] != 0).float().sum(1).mean() > 1  # sparse codes, not all zero
+    assert torch.allclose(fast, slow, rtol=0, atol=atol), (fast - slow).abs().max()
+
+
+def test_fista_kernel_stops_where_the_torch_code_stops(monkeypatch):
+    """The batch stops at the first iteration where no code moved ``tol``: the kernel learns it
+    only after all iterations, and runs the patches again to it."""
+    from srlib.classical.sparse_coding import lasso_fista
+
+    d, y = _lasso_problem(torch.float64, patches=50)
+    for tol in (1e-1, 1e-3, 1e-5):
+        fast, slow = both(monkeypatch, lambda: lasso_fista(d, y, 0.2, 400, tol=tol))
+        assert torch.allclose(fast, slow, rtol=0, atol=1e-12)
+    early = lasso_fista(d, y, 0.2, 400, tol=1e-1)
+    assert not torch.allclose(early, lasso_fista(d, y, 0.2, 400, tol=1e-5), atol=1e-4)  # the rule mattered
+
+
+def test_fista_kernel_threads_do_not_change_the_codes():
+    from srlib.classical.sparse_coding import lasso_fista
+
+    d, y = _lasso_problem(torch.float32, patches=1000)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = lasso_fista(d, y, 0.2, 30)
+        torch.set_num_threads(2)
+        two = lasso_fista(d, y, 0.2, 30)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one.numpy(), two.numpy())
