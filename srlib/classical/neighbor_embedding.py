@@ -11,19 +11,19 @@ re-implementation of Timofte et al., ICCV 2013, whose numbers the project compar
    The features are reduced by PCA keeping 99.9 % of their energy (Zeyde et al. 2010,
    as Timofte et al. do), fitted with scikit-learn.
 2. For each test patch, the K nearest training features (Euclidean, exact): the dictionary is
-   the set of training pairs itself, as in Chang et al. The search is ~95 % of the method's time
-   with scikit-learn (cProfile, Urban100 x2, 163 200 queries against the 50 000-pair ``quick``
-   pool in 34 PCA dimensions; every exact search is bound by the 8e9 distance pairs an image
-   needs). It runs in faiss's exact ``IndexFlatL2`` (float32 distances by one matrix product and
-   a heap per query): on Set5 + Set14 x2 the whole method took 64.4 s with it against 111.2 s
-   with scikit-learn's brute-force ``NearestNeighbors`` on float64 (1.73x, 2 threads, one run),
-   with the same PSNR to 1e-5 dB (float32 distances can swap two near-tied neighbours).
-   ``search="sklearn"`` keeps the scikit-learn search (the tests check the two agree). Measured
-   against scikit-learn on the same queries (1 thread): a torch ``addmm`` + ``topk`` 0.8-1.3x,
-   k-d tree 0.17x, ball tree 0.03x; the best exact pruning we found (k-means cells with ball and
-   bisector bounds) must still visit 30-40 % of the pool, and an inverted-file search that
-   visits 19 % finds the exact 5 neighbours for only 99 % of patches; see
-   ``benchmarks/bench_classical_speed.py``.
+   the set of training pairs itself, as in Chang et al. The search was ~95 % of the method's time
+   with scikit-learn's brute force (cProfile, Urban100 x2, 163 200 queries against the 50 000-pair
+   ``quick`` pool in 34 PCA dimensions), and ~92 % with faiss's exact ``IndexFlatL2``: every brute
+   force pays for the 8e9 distances of such an image. The default search
+   (:class:`srlib.classical.knn.BlockSearch`, ``search="blocks"``) skips most of them with a
+   lower bound from the leading PCA coordinates, and returns the brute force's neighbours (float64
+   distances, ties to the lower index): the whole method on two Urban100 images at x2 took 12.9
+   s/MP on 1 thread and 7.1 on 2, against 24.6 and 22.1 with faiss (one run each).
+   ``search="faiss"`` and ``search="sklearn"`` keep those searches (the tests check all three
+   agree); without numba (``SRLIB_NO_NUMBA=1``) faiss stands in. Earlier attempts, against
+   scikit-learn on the same queries (1 thread): a torch ``addmm`` + ``topk`` 0.8-1.3x, k-d tree
+   0.17x, ball tree 0.03x; k-means cells with ball and bisector bounds in all 34 dimensions must
+   still visit 30-40 % of the pool; see ``benchmarks/bench_classical_speed.py``.
 3. Locally-linear-embedding weights (Roweis & Saul 2000; Chang et al. Eq. 2-4): minimise
    ``||x - sum_k w_k n_k||^2`` subject to ``sum_k w_k = 1``: solve ``G w = 1`` with the local Gram
    ``G = (x - N)(x - N)^T`` regularised by ``1e-3 trace(G)`` (scikit-learn's LLE choice), then
@@ -34,12 +34,15 @@ K = 5 follows Chang et al.; the pool size per profile is in ``srlib.classical.le
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
 import numpy as np
 import torch
 
+from .. import kernels
+from .knn import BlockSearch
 from .learned import PatchUpscaler
 
 
@@ -80,7 +83,7 @@ class NeighborEmbedding(PatchUpscaler):
     """NE+LLE super-resolution (Chang et al. 2004) on Y; see the module docstring."""
 
     method = "ne"
-    defaults = dict(pairs=50_000, k=5, energy=0.999, chunk=20_000, search="faiss")
+    defaults = dict(pairs=50_000, k=5, energy=0.999, chunk=20_000, search="blocks")
     learn_keys = ("pairs", "energy")
 
     def learn(self, feats, hr, mid) -> dict:
@@ -93,22 +96,30 @@ class NeighborEmbedding(PatchUpscaler):
 
     def _prepare(self) -> None:
         low = self.arrays["low"]
-        if self.settings["search"] == "faiss":
+        search = self.settings["search"]
+        if search == "blocks" and not kernels.ENABLED:  # numba off (SRLIB_NO_NUMBA=1): the next exact search
+            search = "faiss" if importlib.util.find_spec("faiss") else "sklearn"
+        self._search = search
+        if search == "blocks":
+            self._index = BlockSearch(low.numpy())
+        elif search == "faiss":
             self._index = import_faiss().IndexFlatL2(low.shape[1])
             self._index.add(np.ascontiguousarray(low.numpy(), dtype=np.float32))
-        elif self.settings["search"] == "sklearn":
+        elif search == "sklearn":
             from sklearn.neighbors import NearestNeighbors
 
             # float64 arrays: scikit-learn's float32 search upcasts each chunk to float64 anyway;
             # handing it float64 skips those copies (the same neighbours, ~15 % less time, measured)
             self._index = NearestNeighbors(n_neighbors=self.settings["k"]).fit(low.double().numpy())
         else:
-            raise ValueError(f"NeighborEmbedding: search={self.settings['search']!r}; choose 'faiss' or 'sklearn'")
+            raise ValueError(f"NeighborEmbedding: search={search!r}; choose 'blocks', 'faiss' or 'sklearn'")
 
     def neighbours(self, q: torch.Tensor) -> torch.Tensor:
         """Indices (P, K) of the K nearest pool features of each query row (exact, Euclidean)."""
         k = self.settings["k"]
-        if self.settings["search"] == "sklearn":
+        if self._search == "blocks":
+            return torch.from_numpy(self._index.search(q.numpy(), k))
+        if self._search == "sklearn":
             idx = self._index.kneighbors(q.double().numpy(), k, return_distance=False)
         else:
             import_faiss().omp_set_num_threads(torch.get_num_threads())  # one thread per job under --jobs
