@@ -102,6 +102,31 @@ def time_versions(versions: dict, method: str, scale: int, items, profile: str, 
     return {**best, "mp": mp, "diff": diff}
 
 
+def measure(threads: int = 2, images: int = 1, repeat: int = 1, scale: int = 2, methods=("ne", "sc"),
+            profile: str = "quick", reference_rev: str | None = None) -> dict:
+    """Seconds per HR megapixel of the golden-era and today's NE and SC on the first ``images``
+    Urban100 images at ``scale`` (the page's section 4); ``{"error": ...}`` per method that failed."""
+    torch.set_num_threads(threads)
+    rev = reference_rev or golden_rev()
+    from srlib.data.datasets import BenchmarkSet
+
+    out = {"reference": rev, "scale": scale, "images": images, "repeat": repeat, "threads": threads,
+           "profile": profile}
+    with tempfile.TemporaryDirectory() as tmp:
+        versions = {"before": load_reference(rev, Path(tmp)), "after": current()}
+        data = BenchmarkSet("Urban100", scale)
+        items = [data[i] for i in range(images)]
+        for method in methods:
+            try:
+                r = time_versions(versions, method, scale, items, profile, repeat)
+            except Exception as e:  # a missing dictionary or data set must not cost the rest
+                out[method] = {"error": f"{type(e).__name__}: {e}"}
+                continue
+            out[method] = {"before_s_per_mp": r["before"], "after_s_per_mp": r["after"], "mp": r["mp"],
+                           "max_diff_levels": r["diff"]}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference-rev", default=None, help="git commit of the earlier classical code "

@@ -5,7 +5,7 @@
     python benchmarks/page.py --tiny --out /tmp/page.md   # seconds: every code path, numbers meaningless
     python benchmarks/page.py --render m.json          # re-render saved measurements, no timing
 
-Four measurements, each a ratio to a peer timed in the same process run (absolute seconds only
+Five measurements, each a ratio to a peer timed in the same process run (absolute seconds only
 beside the ratio, since they depend on the machine and its load):
 
 1. the evaluation protocol (``bench_protocol.measure``) against BasicSR's numpy functions and a
@@ -17,7 +17,10 @@ beside the ratio, since they depend on the machine and its load):
    model, batch, patch size and optimiser (``bench_trainer.training_rates``);
 4. the model figures of 2 and 3 as a percentage of the machine's measured GEMM and 3x3-conv
    ceilings (``bench_ceiling.measure``) in the same precision and on the same threads, from
-   FLOPs counted by ``torch.utils.flop_counter``.
+   FLOPs counted by ``torch.utils.flop_counter``;
+5. neighbour embedding and sparse coding (seed 002's classical baselines) per HR megapixel
+   against the golden-era code, the version whose outputs ``tests/golden/classical`` holds
+   (``bench_classical_speed.measure``: that commit's ``srlib/classical`` read with ``git show``).
 
 :func:`measure_all` does the timing; :func:`render` turns its dict into markdown and does no
 timing (``tests/test_bench_page.py`` checks it on hand-made numbers). The page is written
@@ -52,10 +55,12 @@ SETTINGS = {
     "full": dict(tables={"the small table": (SMALL, {}), "the whole table": (WHOLE, {"reference": False})},
                  protocol_repeats=2,
                  awsrn_size=256, awsrn_repeats=5, gemm_n=2048, conv_size=256, ceiling_repeats=5,
-                 train=dict(model="awsrn-s", scale=4, batch=16, patch=32, chunk=6, rounds=3, warmup=2)),
+                 train=dict(model="awsrn-s", scale=4, batch=16, patch=32, chunk=6, rounds=3, warmup=2),
+                 classical=dict(images=1, repeat=1, scale=2, profile="quick")),
     "tiny": dict(tables={"the small table": (("Set5",), {})}, protocol_repeats=1,
                  awsrn_size=32, awsrn_repeats=1, gemm_n=256, conv_size=32, ceiling_repeats=1,
-                 train=dict(model="awsrn-s", scale=4, batch=2, patch=8, chunk=3, rounds=1, warmup=1)),
+                 train=dict(model="awsrn-s", scale=4, batch=2, patch=8, chunk=3, rounds=1, warmup=1),
+                 classical=None),  # the golden-era NE and SC take a minute even on one image
 }
 
 
@@ -232,6 +237,34 @@ def _training(r: dict, c: dict) -> list[str]:
                            "Trainer % of conv", "Trainer / bare steps/s", "channels_last"], rows) + [""]
 
 
+def _classical(r: dict) -> list[str]:
+    lines = ["## 4. Neighbour embedding and sparse coding vs the golden-era code", "",
+             "Seed 002's classical baselines (notebook 06) on the first Urban100 image(s), seconds per HR "
+             "megapixel, today's `srlib.classical` against the version whose outputs `tests/golden/classical` "
+             "holds (the code before any speed change, read from git), alternately in one process, the same "
+             "cached dictionaries. NE: the exact block search (`srlib.classical.knn`) against scikit-learn's "
+             "brute force; SC: FISTA over the nonzero codes (`srlib.kernels.fista`) against dense `addmm`. "
+             "The output difference is the largest over all pixels, in 8-bit levels.", ""]
+    if r is None or "error" in r:
+        why = "reduced run (`--tiny`)" if r is None else r["error"]
+        return lines + [f"Not measured: {why}", ""]
+    rows = []
+    for method, name in (("ne", "NE+LLE"), ("sc", "ScSR")):
+        t = r.get(method)
+        if t is None:
+            continue
+        if "error" in t:
+            rows.append([name, "n/a", "not measured: " + t["error"], ""])
+            continue
+        rows.append([name, _x(ratio(t["before_s_per_mp"], t["after_s_per_mp"]), "faster"),
+                     f"{t['before_s_per_mp']:.1f} / {t['after_s_per_mp']:.1f}", f"{t['max_diff_levels']:.1e}"])
+    return lines + _table(["method", "today vs golden-era", "golden-era / today (s per HR MP)",
+                           "largest output difference (levels)"], rows) + [
+        "", f"Urban100 x{r['scale']}, {r['images']} image(s), best of {r['repeat']}, reference commit "
+        f"`{r['reference']}`, profile `{r['profile']}`. The PSNR of both versions on Set5, Set14 and Urban100 "
+        "at x2/x3/x4: `python benchmarks/bench_classical_speed.py` (without `--time-only`).", ""]
+
+
 def render(m: dict) -> str:
     """The page (markdown) for the measurements ``m`` of :func:`measure_all`; no timing."""
     c = m.get("ceiling", {})
@@ -242,6 +275,8 @@ def render(m: dict) -> str:
         lines += _inference(m["inference"], c)
     if "training" in m:
         lines += _training(m["training"], c)
+    if "classical" in m:
+        lines += _classical(m["classical"])
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -297,6 +332,17 @@ def _training_measure(train: dict) -> dict:
     return out
 
 
+def _classical_measure(cfg: dict | None, threads: int) -> dict | None:
+    if cfg is None:
+        return None
+    try:
+        from bench_classical_speed import measure
+
+        return measure(threads, **cfg)
+    except Exception as e:  # no git history, no data: say so on the page
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
 def measure_all(setting: str = "full", threads: int = 2, log=print) -> dict:
     """Every measurement of the page, in one process, ``threads`` intra-op threads."""
     import torch
@@ -317,6 +363,9 @@ def measure_all(setting: str = "full", threads: int = 2, log=print) -> dict:
     m["inference"] = bench_awsrn.measure_vs_super_image(cfg["awsrn_size"], 4, PRECISIONS, cfg["awsrn_repeats"])
     log("training step rate vs a bare loop ...")
     m["training"] = _training_measure({**cfg["train"], "threads": threads})
+    log("neighbour embedding and sparse coding vs the golden-era code ...")
+    m["classical"] = _classical_measure(cfg["classical"], threads)
+    torch.set_num_threads(threads)
     m["header"] = {"cpu": cpu_model(), "threads": threads, "torch": torch.__version__, "bf16_mode": bf16_mode(),
                    "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
                    "load_start": list(load_start), "load_end": list(os.getloadavg()),

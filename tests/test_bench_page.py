@@ -56,6 +56,9 @@ def measurements() -> dict:
                               "overhead": 25.0},
                      "bf16": {"precision": "bf16", "channels_last": True, "bare": 4.0, "trainer": 4.0,
                               "overhead": 0.0}},
+        "classical": {"reference": "5c7c4ad", "scale": 2, "images": 1, "repeat": 1, "threads": 2, "profile": "quick",
+                      "ne": {"before_s_per_mp": 26.0, "after_s_per_mp": 6.5, "mp": 0.66, "max_diff_levels": 0.0},
+                      "sc": {"error": "FileNotFoundError: no dictionary"}},
     }
 
 
@@ -188,3 +191,15 @@ def test_a_tiny_run_never_replaces_the_page(tmp_path, monkeypatch, capsys):
     (tmp_path / "full.json").write_text(json.dumps(measurements()))
     page.main(["--render", str(tmp_path / "full.json")])
     assert (tmp_path / "README.md").read_text() == page.render(measurements())
+
+
+def test_classical_rows_are_golden_era_over_today():
+    text = page.render(measurements())
+    assert _row(text, "## 4.", "NE+LLE")[1:] == ["**4.00x** faster", "26.0 / 6.5", "0.0e+00"]
+    assert _row(text, "## 4.", "ScSR")[1:3] == ["n/a", "not measured: FileNotFoundError: no dictionary"]
+    assert "reference commit `5c7c4ad`" in text
+    m = measurements()
+    m["classical"] = None  # a --tiny run skips it
+    assert "Not measured: reduced run (`--tiny`)" in page.render(m)
+    m["classical"] = {"error": "CalledProcessError: not a git checkout"}
+    assert "Not measured: CalledProcessError: not a git checkout" in page.render(m)
