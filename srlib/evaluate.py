@@ -137,6 +137,12 @@ def _upscale_one(model, item, s: int, device: str) -> tuple:
     return sr, hr, secs
 
 
+def _measure_single_threaded(*args) -> dict:
+    """:func:`_measure` with this thread's kernel calls unsplit (the metrics stream of the pipeline)."""
+    with kernels.single_threaded():
+        return _measure(*args)
+
+
 def _evaluate_set_pipelined(model, bench, gray_rule, device, progress, label, round_y) -> list[dict]:
     """:func:`evaluate_set` with the metrics of image i computed on a second thread while the model
     upscales image i + 1, each stream running the CPU kernels on one thread instead of each
@@ -150,7 +156,8 @@ def _evaluate_set_pipelined(model, bench, gray_rule, device, progress, label, ro
             sr, hr, secs = _upscale_one(model, item, s, device)
             if len(futures) >= PIPELINE_DEPTH:
                 futures[-PIPELINE_DEPTH].result()  # bound the images held in memory
-            futures.append(pool.submit(_measure, [(i, sr, hr, gray_rule == "y" and item.gray)], s, round_y))
+            futures.append(pool.submit(_measure_single_threaded, [(i, sr, hr, gray_rule == "y" and item.gray)], s,
+                                       round_y))
             rows.append({"image": item.name, "psnr": None, "ssim": None, "seconds": secs})
         for row, f in zip(rows, futures):
             ((_, (row["psnr"], row["ssim"])),) = f.result().items()

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -61,7 +62,7 @@ _BLOCK = 8  # output lines a resize block computes before writing them transpose
 _FASTMATH = {"contract", "reassoc", "nsz"}  # SSIM only: FMAs and a vectorised sum
 _CPUS = os.cpu_count() or 1
 MAX_THREADS = int(os.environ.get("SRLIB_KERNEL_THREADS", "0"))
-_LIMIT = 0  # set by single_threaded()
+_LOCAL = threading.local()  # .limit: this thread's cap on a kernel call's threads (0: none)
 _POOL: dict = {}  # pid -> (threads, ThreadPoolExecutor); a forked child makes its own
 
 
@@ -73,21 +74,34 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 @contextlib.contextmanager
-def single_threaded():
-    """Inside: every kernel call runs on its caller's thread only, e.g. while the caller runs
-    two streams of work side by side (:func:`srlib.evaluate.evaluate_set`'s metrics thread)."""
-    global _LIMIT
-    before, _LIMIT = _LIMIT, 1
+def _limit(threads: int):
+    before = getattr(_LOCAL, "limit", 0)
+    _LOCAL.limit = threads
     try:
         yield
     finally:
-        _LIMIT = before
+        _LOCAL.limit = before
+
+
+def single_threaded():
+    """Inside, on this thread: every kernel call runs on its caller's thread only, e.g. while the
+    caller runs two streams of work side by side (:func:`srlib.evaluate.evaluate_set`'s metrics
+    thread and its upscaling loop each enter it)."""
+    return _limit(1)
+
+
+def all_threads():
+    """Inside, on this thread: kernel calls split over torch's threads again, even within
+    :func:`single_threaded`; for work of seconds a call (neighbour embedding's search, sparse
+    coding's FISTA), beside which a metrics thread's few milliseconds do not matter."""
+    return _limit(0)
 
 
 def split(kernel, n: int, *args, min_items: int = 2) -> list:
     """Run ``kernel(*args, start, stop)`` over ``range(n)`` in ``torch.get_num_threads()``
     contiguous parts on a thread pool (the kernels release the GIL); returns their results."""
-    threads = max(1, min(_LIMIT or MAX_THREADS or torch.get_num_threads(), _CPUS, n // min_items))
+    threads = max(1, min(getattr(_LOCAL, "limit", 0) or MAX_THREADS or torch.get_num_threads(), _CPUS,
+                         n // min_items))
     if threads == 1:
         return [kernel(*args, 0, n)]
     bounds = [n * i // threads for i in range(threads + 1)]

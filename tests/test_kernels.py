@@ -221,3 +221,28 @@ def test_fista_kernel_threads_do_not_change_the_codes():
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(one.numpy(), two.numpy())
+
+
+@pytest.mark.skipif((__import__("os").cpu_count() or 1) < 2, reason="needs two cores")
+def test_thread_limits_hold_for_their_own_thread_only():
+    """single_threaded() caps the kernel calls of the thread that entered it (the evaluation
+    pipeline's two streams each enter it); all_threads() lifts the cap for heavy work inside."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def parts():
+        return len(kernels.split(lambda start, stop: stop - start, 100))
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert parts() == 2
+        with kernels.single_threaded():
+            assert parts() == 1
+            with ThreadPoolExecutor(1) as other:
+                assert other.submit(parts).result() == 2  # another thread is not capped
+            with kernels.all_threads():
+                assert parts() == 2
+            assert parts() == 1
+        assert parts() == 2
+    finally:
+        torch.set_num_threads(before)

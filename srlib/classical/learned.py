@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import kernels
 from ..data.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from ..fileio import atomic_open, atomic_write_text
 from .patches import (LR_PATCH, extract, fold_average, gradient_features, mid_image, overlap_average,
@@ -139,13 +140,17 @@ class PatchUpscaler(nn.Module):
 
     # ----- the model contract -----------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model contract; the CPU kernels inside (NE's search, SC's FISTA) split over torch's
+        threads even where the caller runs them single-threaded (the evaluation pipeline): seconds
+        of work an image, beside which the metrics thread's milliseconds do not matter."""
         self.ensure_fitted()
-        ycc = rgb_to_ycbcr(x.cpu())
-        up = mid_image(ycc, self.scale)  # bicubic Y (the mid image) and bicubic Cb, Cr
-        out = []
-        for i in range(x.shape[0]):
-            y = self.reconstruct(ycc[i:i + 1, :1], up[i:i + 1, :1])
-            out.append(torch.cat([y, up[i:i + 1, 1:]], dim=1))
+        with kernels.all_threads():
+            ycc = rgb_to_ycbcr(x.cpu())
+            up = mid_image(ycc, self.scale)  # bicubic Y (the mid image) and bicubic Cb, Cr
+            out = []
+            for i in range(x.shape[0]):
+                y = self.reconstruct(ycc[i:i + 1, :1], up[i:i + 1, :1])
+                out.append(torch.cat([y, up[i:i + 1, 1:]], dim=1))
         return ycbcr_to_rgb(torch.cat(out)).to(x.dtype).to(x.device)
 
     def patches(self, mid: torch.Tensor):
