@@ -48,7 +48,8 @@ import numpy as np
 from .. import kernels
 
 HEAD = 14  # PCA coordinates kept whole in the bound; the rest enter by their norm (Urban100 x2:
-#            12 -> 85 exact distances a query, 14 -> 56, 16 -> 38; 10 -> 201; timings alike for 12-16)
+#            12 -> 85 exact distances a query, 14 -> 56, 16 -> 38; 10 -> 201; timings alike for 12-16;
+#            18 against 14, whole first image, 1 thread: 46 against 43 us a query at x2, 56 against 62 at x4)
 BLOCK = 64  # pool points a k-d tree leaf (32: twice the leaves, 1.8x the time; box bounds cost per leaf)
 GROUP = 16  # consecutive queries searched together (8-32 measured alike)
 SLACK = 1e-5  # relative allowance for the rounding of the bounds
