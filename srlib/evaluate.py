@@ -146,9 +146,11 @@ def _measure_single_threaded(*args) -> dict:
 def _evaluate_set_pipelined(model, bench, gray_rule, device, progress, label, round_y) -> list[dict]:
     """:func:`evaluate_set` with the metrics of image i computed on a second thread while the model
     upscales image i + 1, each stream running the CPU kernels on one thread instead of each
-    kernel split in two (the small bicubic table, 2 threads: 1.54 s split, 0.86 s pipelined). The
-    same numbers (``tests/test_kernels.py``); ``seconds`` may include some contention with the
-    metrics thread (a few ms an image, against a CNN's hundreds)."""
+    kernel split in two (the small bicubic table, 2 threads: 1.54 s split, 0.86 s pipelined);
+    models with seconds of kernel work an image (NE, SC) lift the cap for their forward
+    (:func:`srlib.kernels.all_threads`). The same numbers (``tests/test_kernels.py``); ``seconds``
+    may include some contention with the metrics thread (a few ms an image, against a CNN's
+    hundreds)."""
     s, rows, futures = bench.scale, [], []
     with kernels.single_threaded(), ThreadPoolExecutor(1, thread_name_prefix="srlib-metrics") as pool:
         for i, item in enumerate(tqdm(bench, total=len(bench), desc=label or f"{bench.name} x{s}", leave=False,
