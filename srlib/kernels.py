@@ -390,6 +390,80 @@ def ssim_mean(a: np.ndarray, b: np.ndarray, g: np.ndarray, c1: float, c2: float)
     return sum(parts) / (h * w)
 
 
+if numba is not None:
+    @njit(cache=True, nogil=True)
+    def _lle_items(q, low, high, idx, reg, out, start, stop):  # pragma: no cover - compiled
+        """LLE weights and the weighted HR sum for queries start..stop-1 (see :func:`lle_combine`)."""
+        k, dims, size = idx.shape[1], q.shape[1], high.shape[1]
+        diff = np.empty((k, dims))
+        gram = np.empty((k, k))
+        w = np.empty(k)
+        acc = np.empty(size)
+        for p in range(start, stop):
+            for a in range(k):
+                row = low[idx[p, a]]
+                for d in range(dims):
+                    diff[a, d] = np.float64(q[p, d]) - np.float64(row[d])
+            trace = 0.0
+            for a in range(k):
+                for b in range(a + 1):
+                    s = 0.0
+                    for d in range(dims):
+                        s += diff[a, d] * diff[b, d]
+                    gram[a, b] = s
+                    gram[b, a] = s
+                trace += gram[a, a]
+            ridge = reg * trace if trace > 0 else reg
+            for a in range(k):
+                gram[a, a] += ridge
+                w[a] = 1.0
+            for c in range(k):  # Gaussian elimination with partial pivoting (LAPACK's getrf/getrs order)
+                piv = c
+                for r in range(c + 1, k):
+                    if abs(gram[r, c]) > abs(gram[piv, c]):
+                        piv = r
+                if piv != c:
+                    for j in range(k):
+                        gram[c, j], gram[piv, j] = gram[piv, j], gram[c, j]
+                    w[c], w[piv] = w[piv], w[c]
+                for r in range(c + 1, k):
+                    f = gram[r, c] / gram[c, c]
+                    for j in range(c + 1, k):
+                        gram[r, j] -= f * gram[c, j]
+                    w[r] -= f * w[c]
+            for c in range(k - 1, -1, -1):
+                s = w[c]
+                for j in range(c + 1, k):
+                    s -= gram[c, j] * w[j]
+                w[c] = s / gram[c, c]
+            total = 0.0
+            for a in range(k):
+                total += w[a]
+            acc[:] = 0.0
+            for a in range(k):
+                wa, row = w[a] / total, high[idx[p, a]]
+                for j in range(size):
+                    acc[j] += wa * np.float64(row[j])
+            for j in range(size):
+                out[p, j] = acc[j]
+        return 0
+
+
+def lle_combine(q: np.ndarray, low: np.ndarray, high: np.ndarray, idx: np.ndarray, reg: float = 1e-3) -> np.ndarray:
+    """Neighbour embedding's last step for each query row of q (P, D): the locally-linear weights
+    of its neighbours ``low[idx[p]]`` (the local Gram matrix in float64, regularised by
+    ``reg trace``, solved by Gaussian elimination with partial pivoting, normalised to sum 1) and
+    ``sum_k w_k high[idx[p, k]]``, float32 (P, H). The same arithmetic as
+    :func:`srlib.classical.neighbor_embedding.lle_weights` and its weighted sum in torch, in one
+    pass with no (P, K, D) temporaries; float64 sums in another order, so within ~1e-15 of them
+    (the tests hold the two together)."""
+    q = np.ascontiguousarray(q, np.float32)
+    out = np.empty((q.shape[0], high.shape[1]), np.float32)
+    split(_lle_items, q.shape[0], q, np.ascontiguousarray(low, np.float32), np.ascontiguousarray(high, np.float32),
+          np.ascontiguousarray(idx, np.int64), float(reg), out, min_items=256)
+    return out
+
+
 def fista(b: np.ndarray, update: np.ndarray, thr: float, momentum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """FISTA's iterations for each row of b (P, K), float32 or float64, all of one type:
     ``a_next = soft(b + z @ update, thr)``, ``z = a_next + momentum[i] (a_next - a)``, from a = z = 0,

@@ -246,3 +246,34 @@ def test_thread_limits_hold_for_their_own_thread_only():
         assert parts() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _lle_reference(q, low, high, idx):
+    """Neighbour embedding's torch LLE step: the weights of lle_weights, then their float64 sum."""
+    from srlib.classical.neighbor_embedding import lle_weights
+
+    i = torch.from_numpy(idx)
+    w = lle_weights(torch.from_numpy(q).double(), torch.from_numpy(low)[i].double())
+    return (w[:, :, None] * torch.from_numpy(high)[i].double()).sum(1).float().numpy()
+
+
+def test_lle_kernel_gives_the_torch_weights_and_sums(rng):
+    low = rng.normal(size=(500, 34)).astype(np.float32) * np.exp(-np.arange(34) / 6).astype(np.float32)
+    high = rng.normal(size=(500, 36)).astype(np.float32)
+    q = (low[rng.integers(0, 500, 300)] + 0.1 * rng.normal(size=(300, 34))).astype(np.float32)
+    idx = rng.integers(0, 500, (300, 5))
+    idx[0] = 7  # five copies of one row: a zero Gram matrix (trace 0), equal weights
+    idx[1, 1] = idx[1, 0]  # a repeated neighbour: a singular Gram matrix the ridge mends
+    q[2] = low[idx[2, 3]]  # a query on one of its neighbours
+    fast = kernels.lle_combine(q, low, high, idx)
+    slow = _lle_reference(q, low, high, idx)
+    assert fast.dtype == np.float32 and fast.shape == (300, 36)
+    np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-6)
+    assert (fast == slow).mean() > 0.99  # float64 in another order: almost always the same float32
+    np.testing.assert_allclose(fast[0], high[7], rtol=1e-6)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert np.array_equal(kernels.lle_combine(q, low, high, idx), fast)
+    finally:
+        torch.set_num_threads(before)

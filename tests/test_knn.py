@@ -80,3 +80,20 @@ def test_block_search_bad_input_says_what_is_wrong():
         search.search(bad, 5)
     with pytest.raises(ValueError, match="pool"):
         knn.BlockSearch(np.zeros((0, 34), np.float32))
+
+
+def test_kd_order_is_a_permutation_whose_leaves_are_split_at_the_median():
+    x = pca_like(1000, 15, seed=8)
+    order = knn.kd_order(x, 16)
+    assert sorted(order) == list(range(1000))
+    # the root's split: the first 496 rows (31 leaves of the 62.5) lie below the rest on its widest coordinate
+    d = np.argmax(x.max(0) - x.min(0))
+    assert x[order[:496], d].max() <= x[order[496:], d].min()
+
+
+def test_block_search_answers_do_not_depend_on_the_query_order():
+    """The search reorders its queries (alike ones together); each answer must stay its own."""
+    pool, q = pca_like(2000, 34, seed=9), pca_like(800, 34, seed=10)
+    search = knn.BlockSearch(pool)
+    perm = np.random.default_rng(0).permutation(800)
+    np.testing.assert_array_equal(search.search(q[perm], 5), search.search(q, 5)[perm])

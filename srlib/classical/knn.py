@@ -19,8 +19,12 @@ neighbour's distance by this bound, against 57 % by the first coordinate alone. 
 augmented points are grouped into leaves of BLOCK points by a k-d tree (each node split along
 its widest coordinate); a leaf's bounding box bounds all its points at once.
 
-The search (:func:`_search`), for a group of GROUP consecutive queries (neighbouring patches,
-so alike): start each query's best K from the group before's neighbours (exact distances), take
+The search (:func:`_search`). The queries are first put in the order of a k-d tree of their own
+(:func:`kd_order`, leaves of GROUP; 0.07 s for an Urban100 x2 image), so that a group of GROUP
+consecutive queries holds alike ones: image order (neighbouring patches) measured 1.3x slower on
+Urban100 x2 (41.9 against 31.0 us a query) and x4 (52.6 against 40.5), the leaves visited and the
+exact distances both fewer. For each group: start each query's best K from the group before's
+neighbours (exact distances), take
 the leaves in increasing order of their box bound (the smallest over the group), and for each
 query whose own box bound is below its current K-th distance, compute the point bounds of the
 leaf's BLOCK points (one vectorised loop, float32), and the exact float64 distance of every point
@@ -142,6 +146,67 @@ if kernels.numba is not None:
         return t
 
     @njit(cache=True, nogil=True)
+    def _select(vals, perm, lo, m, kth):  # pragma: no cover - compiled
+        """Quickselect: reorder ``vals[:m]`` and ``perm[lo:lo + m]`` together so that the kth smallest
+        value is at kth, none larger before it and none smaller after it."""
+        a, b = 0, m - 1
+        while a < b:
+            pivot = vals[(a + b) // 2]
+            i, j = a, b
+            while i <= j:
+                while vals[i] < pivot:
+                    i += 1
+                while vals[j] > pivot:
+                    j -= 1
+                if i <= j:
+                    vals[i], vals[j] = vals[j], vals[i]
+                    perm[lo + i], perm[lo + j] = perm[lo + j], perm[lo + i]
+                    i += 1
+                    j -= 1
+            if kth <= j:
+                b = j
+            elif kth >= i:
+                a = i
+            else:
+                break
+
+    @njit(cache=True, nogil=True)
+    def kd_order(x, leaf):  # pragma: no cover - compiled
+        """An order of the rows of x (n, d) whose consecutive runs of ``leaf`` rows are the leaves of
+        a k-d tree: each node is split along its widest coordinate, at a multiple of ``leaf`` rows
+        from its start (near its median), and its left part comes first."""
+        n, dims = x.shape
+        perm = np.arange(n)
+        stack = np.empty((2 * (n // leaf) + 64, 2), np.int64)
+        stack[0, 0], stack[0, 1] = 0, n
+        top = 1
+        vals = np.empty(n, np.float32)
+        mn = np.empty(dims, np.float32)
+        mx = np.empty(dims, np.float32)
+        while top:
+            top -= 1
+            lo, hi = stack[top, 0], stack[top, 1]
+            m = hi - lo
+            if m <= leaf:
+                continue
+            mn[:] = np.inf
+            mx[:] = -np.inf
+            for j in range(lo, hi):
+                row = x[perm[j]]
+                for d in range(dims):
+                    mn[d] = min(mn[d], row[d])
+                    mx[d] = max(mx[d], row[d])
+            widest = np.argmax(mx - mn)
+            for j in range(m):
+                vals[j] = x[perm[lo + j], widest]
+            cut = lo + (m // leaf + 1) // 2 * leaf
+            _select(vals, perm, lo, m, cut - lo)
+            stack[top, 0], stack[top, 1] = cut, hi
+            stack[top + 1, 0], stack[top + 1, 1] = lo, cut
+            top += 2
+        return perm
+
+    @njit(cache=True, nogil=True)
     def _search(qc, qn, qa, q64, pa, pn, blo, bhi, rows, ids, k, out, start, stop):  # pragma: no cover
         """The K nearest pool rows of queries start..stop-1, GROUP at a time (module docstring)."""
         nb = pn.shape[0]
@@ -210,24 +275,6 @@ def augment(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def kd_leaves(x: np.ndarray, leaf: int = BLOCK) -> np.ndarray:
-    """An order of the rows of x whose consecutive runs of ``leaf`` are the leaves of a k-d tree:
-    each node is split along its widest coordinate, at a multiple of ``leaf`` from its start."""
-    out, stack = [], [np.arange(len(x))]
-    while stack:
-        idx = stack.pop()
-        if len(idx) <= leaf:
-            out.append(idx)
-            continue
-        sub = x[idx]
-        d = int(np.argmax(sub.max(0) - sub.min(0)))
-        cut = (len(idx) // leaf + 1) // 2 * leaf
-        part = np.argpartition(sub[:, d], cut)
-        stack.append(idx[part[cut:]])
-        stack.append(idx[part[:cut]])
-    return np.concatenate(out)
-
-
 class BlockSearch:
     """Exact K-nearest-neighbour search of a fixed pool (n, D), built once (~0.1 s for 50 000 rows)."""
 
@@ -240,7 +287,7 @@ class BlockSearch:
         n, self.dims = pool.shape
         self.size = n
         aug = augment(pool)
-        order = kd_leaves(aug)
+        order = kd_order(aug, BLOCK)
         nb = -(-n // BLOCK)
         m = nb * BLOCK
         pad = np.zeros((m - n, HEAD + 1), np.float32)
@@ -268,9 +315,13 @@ class BlockSearch:
         if not np.isfinite(q).all():
             raise ValueError("BlockSearch: the queries hold NaN or infinite values")
         aug = augment(q)
+        order = kd_order(aug, GROUP)  # alike queries together (see the module docstring)
+        aug, q = aug[order], q[order]
         qc = np.ascontiguousarray(-2 * aug)
         qn = ((aug.astype(np.float64) ** 2).sum(1) * (1 - SLACK)).astype(np.float32)
         out = np.empty((q.shape[0], k), np.int64)
         kernels.split(_search, q.shape[0], qc, qn, aug, q.astype(np.float64), self.pa, self.pn, self.blo,
                       self.bhi, self.rows, self.ids, k, out, min_items=4 * GROUP)
-        return out
+        result = np.empty_like(out)
+        result[order] = out
+        return result
