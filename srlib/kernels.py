@@ -1,5 +1,6 @@
-"""Fused CPU kernels (numba) for the evaluation protocol (MATLAB resize passes, Y, PSNR, SSIM) and
-for sparse coding's FISTA iterations (:func:`fista`).
+"""Fused CPU kernels (numba) for the evaluation protocol (MATLAB resize passes, Y, PSNR, SSIM),
+for sparse coding's FISTA iterations (:func:`fista`) and neighbour embedding's LLE step
+(:func:`lle_combine`).
 
 The protocol's torch code (:mod:`srlib.data.resize`, :mod:`srlib.metrics`) is a chain of whole-
 array operations: each multiply-add of a resize band or of SSIM's 11-tap Gaussian reads and writes

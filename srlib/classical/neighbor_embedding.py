@@ -17,8 +17,9 @@ re-implementation of Timofte et al., ICCV 2013, whose numbers the project compar
    force pays for the 8e9 distances of such an image. The default search
    (:class:`srlib.classical.knn.BlockSearch`, ``search="blocks"``) skips most of them with a
    lower bound from the leading PCA coordinates, and returns the brute force's neighbours (float64
-   distances, ties to the lower index): the whole method on two Urban100 images at x2 took 12.9
-   s/MP on 1 thread and 7.1 on 2, against 24.6 and 22.1 with faiss (one run each).
+   distances, ties to the lower index). All of an image's queries go to it at once (it groups
+   alike ones). The whole method on two Urban100 images at x2 took 6.8 s/MP on 1 thread and 4.5
+   on 2 (``benchmarks/bench_classical_speed.py``), against 24.6 and 22.1 with faiss (earlier runs).
    ``search="faiss"`` and ``search="sklearn"`` keep those searches (the tests check all three
    agree); without numba (``SRLIB_NO_NUMBA=1``) faiss stands in. Earlier attempts, against
    scikit-learn on the same queries (1 thread): a torch ``addmm`` + ``topk`` 0.8-1.3x, k-d tree
@@ -27,7 +28,9 @@ re-implementation of Timofte et al., ICCV 2013, whose numbers the project compar
 3. Locally-linear-embedding weights (Roweis & Saul 2000; Chang et al. Eq. 2-4): minimise
    ``||x - sum_k w_k n_k||^2`` subject to ``sum_k w_k = 1``: solve ``G w = 1`` with the local Gram
    ``G = (x - N)(x - N)^T`` regularised by ``1e-3 trace(G)`` (scikit-learn's LLE choice), then
-   normalise. Batched over all patches with ``torch.linalg.solve``.
+   normalise. :func:`srlib.kernels.lle_combine` does this and step 4's weighted sum in one numba
+   pass per patch (0.15 s for an Urban100 x2 image, against 0.9 s for the batched torch code,
+   :func:`lle_weights`, which stays for ``SRLIB_NO_NUMBA=1`` and as the tests' reference).
 4. The HR patch is ``sum_k w_k h_k`` plus the bicubic patch; overlaps are averaged.
 
 K = 5 follows Chang et al.; the pool size per profile is in ``srlib.classical.learned.SETTINGS``.
