@@ -31,25 +31,26 @@ query's K-th distance. On Urban100 x2 (the first image, 1 thread) the queries vi
 leaves (the box bounds with each query's true 5th distance leave 34 %) and compute ~100 exact
 distances each (half of them the warm start).
 
-What made it fast (Urban100 x2 and x4, the first image, 1 thread; each change against the one
-before, timed on the same queries in interleaved slices of 4096, so that the machine's drift,
-+-15 % between runs, falls on both):
+What made it fast (Urban100 x2 and x4, the first image, 1 thread):
 
 - the queries in k-d order instead of image order (neighbouring patches): 1.3x (x2: 41.9 against
-  31.0 us a query; x4: 52.6 against 40.5), the leaves visited and the exact distances both fewer;
-- counting the point bounds without storing them (no aliasing checks, no stores): 1.25x, and the
-  leaf flat, its rows at constant offsets from one base: 1.06x; the point bounds are still about
-  half of the search;
-- the box bounds in float32 and the leaves ordered by a radix sort instead of ``argsort``: 1.2x.
+  31.0 us a query; x4: 52.6 against 40.5; whole runs, the fastest of 3), the leaves visited and
+  the exact distances both fewer;
+- then, timed on the same ordered queries in interleaved slices of 4096 (so that the machine's
+  drift, +-15 % between runs, falls on both): counting the point bounds without storing them
+  (no aliasing checks, no stores) 1.25x; the leaf flat, its rows at constant offsets from one
+  base, 1.06x; the box bounds in float32 and the leaves ordered by a radix sort instead of
+  ``argsort`` 1.2x; all three together 1.38x at x2 and 1.42x at x4. The point bounds are still
+  about half of the search.
 
-All together 1.38x at x2 and 1.42x at x4 over the search in image order with ``argsort`` (one
-interleaved run each); 25-31 us a query at x2 on a quiet machine. Measured no faster: groups of 8
-(alike) or 32 (1.23x slower), leaves of 32 points (1.4x slower: the work per leaf is per query),
+25-31 us a query at x2 on a quiet machine. Measured no faster: groups of 8 (alike) or 32 (1.23x
+slower), leaves of 32 points (1.4x slower: the work per leaf is per query),
 a warm start from fewer of the group before's neighbours (1.05x slower at x4), a 4-query
 register-blocked bound, a smallest-bound test instead of the count (3x slower: the min reduction
 does not vectorise), k-means leaves (more points in the leaves that pass).
 
-Exactness. Distances are float64 sums, in coordinate order, of the float32 features. The bounds
+Exactness. Distances are float64 sums of the float32 features (even and odd coordinates in two
+chains, each in order, then added). The bounds
 are computed in float32 and made smaller than the true bound by more than their rounding: the
 point bound by ``SLACK (||q'||^2 + ||x'||^2)`` (its float32 error is below ~2e-6 of that), the
 box by widening each box's tail-norm side by ``SLACK``, rounding its sides outwards to float32
