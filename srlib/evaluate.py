@@ -125,10 +125,15 @@ PIPELINE_DEPTH = 4
 
 
 def _upscale_one(model, item, s: int, device: str) -> tuple:
-    """``(sr8, hr8, seconds)`` of one benchmark item: the model timed, its output quantised."""
+    """``(sr8, hr8, seconds)`` of one benchmark item: the model timed, its output quantised. A model
+    with ``upscale_uint8`` (uint8 HWC in and out, the same pixels as its forward quantised) is
+    called with the 8-bit image itself."""
     t0 = time.perf_counter()
-    with exact_fp32():  # no TF32 on CUDA: the protocol is fp32
-        sr = quantize8(forward(model, to_tensor(item.lr).to(device))).cpu()  # clamped, 8-bit
+    if device == "cpu" and hasattr(model, "upscale_uint8"):  # 8-bit in and out (the INTER baselines)
+        sr = _hr8(model.upscale_uint8(item.lr))
+    else:
+        with exact_fp32():  # no TF32 on CUDA: the protocol is fp32
+            sr = quantize8(forward(model, to_tensor(item.lr).to(device))).cpu()  # clamped, 8-bit
     secs = time.perf_counter() - t0
     hr = _hr8(item.hr)
     if sr.shape[-3:] != hr.shape[-3:]:

@@ -57,6 +57,18 @@ def test_a_torch_model_is_evaluated_like_a_classical_method(data_dir):
         evaluate(Nearest2(), ["Set5"], [4], progress=False)
 
 
+@pytest.mark.parametrize("method", ["bicubic", "bilinear", "nearest"])
+def test_the_uint8_shortcut_gives_the_float_paths_numbers(monkeypatch, data_dir, method):
+    """The INTER baselines are evaluated through ``upscale_uint8``: the same table as through their
+    forward on float tensors and quantize8."""
+    from srlib.classical.inter import Interpolation
+
+    short = evaluate(method, ["Set5", "Set14"], [2, 3, 4], progress=False)
+    monkeypatch.delattr(Interpolation, "upscale_uint8")
+    full = evaluate(method, ["Set5", "Set14"], [2, 3, 4], progress=False)
+    assert short.psnr.tolist() == full.psnr.tolist() and short.ssim.tolist() == full.ssim.tolist()
+
+
 def test_bicubic_beats_bilinear_beats_nearest(data_dir):
     means = [summarize(evaluate(m, ["Set5"], [4], progress=False)).psnr.item()
              for m in ("bicubic", "bilinear", "nearest")]

