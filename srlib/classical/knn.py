@@ -79,7 +79,7 @@ if kernels.numba is not None:
     def _bound(blk, c, qn, i):  # pragma: no cover - compiled
         """Point i's bound ``qn + ||x'||^2 + sum_d c[d] x'_d`` (``c = -2 q'``) from the flat leaf blk
         (HEAD + 1 rows of BLOCK coordinates, then the squared norms: constant offsets from one base,
-        so the loops over i vectorise), its 16 terms in four chains."""
+        so the loops over i vectorise): the two squared norms and the 15 products, in four chains."""
         s0 = qn + blk[NORMS + i] + c[0] * blk[i] + c[4] * blk[4 * BLOCK + i] + c[8] * blk[8 * BLOCK + i]
         s1 = c[1] * blk[BLOCK + i] + c[5] * blk[5 * BLOCK + i] + c[9] * blk[9 * BLOCK + i]
         s2 = c[2] * blk[2 * BLOCK + i] + c[6] * blk[6 * BLOCK + i] + c[10] * blk[10 * BLOCK + i]
