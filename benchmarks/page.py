@@ -242,8 +242,9 @@ def _classical(r: dict) -> list[str]:
              "Seed 002's classical baselines (notebook 06) on the first Urban100 image(s), seconds per HR "
              "megapixel, today's `srlib.classical` against the version whose outputs `tests/golden/classical` "
              "holds (the code before any speed change, read from git), alternately in one process, the same "
-             "cached dictionaries. NE: the exact block search (`srlib.classical.knn`) against scikit-learn's "
-             "brute force; SC: FISTA over the nonzero codes (`srlib.kernels.fista`) against dense `addmm`. "
+             "cached dictionaries. NE: the exact block search over k-d ordered queries (`srlib.classical.knn`) "
+             "and one-pass LLE (`srlib.kernels.lle_combine`) against scikit-learn's brute force and batched "
+             "torch LLE; SC: FISTA over the nonzero codes (`srlib.kernels.fista`) against dense `addmm`. "
              "The output difference is the largest over all pixels, in 8-bit levels.", ""]
     if r is None or "error" in r:
         why = "reduced run (`--tiny`)" if r is None else r["error"]
