@@ -418,7 +418,7 @@ if numba is not None:
             for a in range(k):
                 gram[a, a] += ridge
                 w[a] = 1.0
-            for c in range(k):  # Gaussian elimination with partial pivoting (LAPACK's getrf/getrs order)
+            for c in range(k):  # Gaussian elimination with partial pivoting (as LAPACK's getrf picks pivots)
                 piv = c
                 for r in range(c + 1, k):
                     if abs(gram[r, c]) > abs(gram[piv, c]):
